@@ -1,0 +1,81 @@
+"""Loss terms of Rocket Launching and its baselines.
+
+All losses average over the batch.  Optional ``weights`` (shape ``[batch]``,
+1 for real examples and 0 for padding) make the average run over the real
+examples only, which the evaluation of a last, padded batch needs.
+
+Hint losses (``hint_loss``) compare the light net's logits ``z_l`` with the
+booster's ``z_b``:
+
+* ``mse_logits`` (the paper's): mean over batch and classes of ``(z_l - z_b)^2``
+  (PyTorch's ``F.mse_loss`` convention, which the official code's hint weight
+  0.03 is tuned for).
+* ``kd_kl`` (Hinton et al.): ``T^2 * KL(softmax(z_b / T) || softmax(z_l / T))``,
+  summed over classes and averaged over the batch.
+* ``l2_softmax``: mean over batch and classes of
+  ``(softmax(z_l) - softmax(z_b))^2``.
+
+Gradient block: with ``gradient_block=True`` the booster's logits go through
+``jax.lax.stop_gradient``, so the hint pulls the light net toward the booster
+and never moves the booster (nor, through the booster's path, the shared
+layers).  The stricter variant of the paper's wording -- the hint reaches the
+shared layers through *both* paths but never the booster's own parameters --
+cannot be written as a loss; it is implemented in the train step
+(:func:`rocket.train.make_train_step`, ``gradient_block="booster_params"``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+HINT_KINDS = ("mse_logits", "kd_kl", "l2_softmax")
+
+
+def _mean(per_example, weights):
+  if weights is None:
+    return jnp.mean(per_example)
+  weights = weights.astype(per_example.dtype)
+  return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def cross_entropy(logits, labels, weights=None):
+  """Mean softmax cross-entropy with integer labels."""
+  per = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+  return _mean(per, weights)
+
+
+def kd_kl(student_logits, teacher_logits, temperature=4.0, weights=None):
+  """Hinton's distillation term: T^2 KL(p_teacher^T || p_student^T), batch mean."""
+  t = temperature
+  log_p_s = jax.nn.log_softmax(student_logits.astype(jnp.float32) / t)
+  log_p_t = jax.nn.log_softmax(teacher_logits.astype(jnp.float32) / t)
+  per = jnp.sum(jnp.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+  return _mean(per, weights) * t * t
+
+
+def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0,
+              gradient_block=True, weights=None):
+  """The hint term between light and booster logits (see module docstring)."""
+  z_l = light_logits.astype(jnp.float32)
+  z_b = booster_logits.astype(jnp.float32)
+  if gradient_block:
+    z_b = jax.lax.stop_gradient(z_b)
+  if kind == "mse_logits":
+    per = jnp.mean(jnp.square(z_l - z_b), axis=-1)
+  elif kind == "kd_kl":
+    return kd_kl(z_l, z_b, temperature, weights)
+  elif kind == "l2_softmax":
+    per = jnp.mean(jnp.square(jax.nn.softmax(z_l) - jax.nn.softmax(z_b)), axis=-1)
+  else:
+    raise ValueError(f"unknown hint kind {kind!r}; choose one of {HINT_KINDS}")
+  return _mean(per, weights)
+
+
+def accuracy_count(logits, labels, weights=None):
+  """Number of correct top-1 predictions (weighted)."""
+  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  if weights is not None:
+    correct = correct * weights
+  return jnp.sum(correct)

@@ -1,0 +1,444 @@
+"""Training and evaluation: one jitted, pure train step and the loop around it.
+
+``train_and_evaluate(config, workdir)`` is the whole job; ``rocket.main`` is
+its command-line front end.  Outputs in ``workdir``:
+
+* ``config.json``   -- the config of the run (an earlier, different one is
+  kept as ``config.<time>.json``);
+* ``metrics.jsonl`` -- one JSON object per evaluation;
+* ``checkpoints/``  -- Orbax checkpoints; rerunning the same command resumes
+  from the latest one and continues exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import pathlib
+import signal
+import sys
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from rocket import checkpoint as ckpt_lib
+from rocket import input_pipeline, losses, methods
+from rocket.data import Dataset, load_dataset
+from rocket.models.rocket import SHARE_SCHEMES, RocketNet, check_sharing, owner_tree
+from rocket.models.wrn import WRNSpec
+
+SCHEDULES = ("step", "cosine", "constant")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss became NaN/Inf; the message names the step and the loss terms."""
+
+
+class Interrupted(RuntimeError):
+  """SIGINT/SIGTERM arrived; a checkpoint was written before raising."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+# --------------------------------------------------------------------------- config
+
+
+def validate_config(config) -> None:
+  """Raises ``ValueError`` with a readable message for a bad config."""
+  method = methods.get_method(config.method)
+  for net in method.nets:
+    try:
+      WRNSpec(config[net].depth, config[net].width)
+    except ValueError as e:
+      raise ValueError(f"config.{net}: {e}") from None
+  if config.share not in SHARE_SCHEMES:
+    raise ValueError(f"config.share must be one of {SHARE_SCHEMES}, got {config.share!r}")
+  if len(method.nets) == 2:
+    check_sharing(WRNSpec(config.light.depth, config.light.width),
+                  WRNSpec(config.booster.depth, config.booster.width), config.share)
+  if config.hint.kind not in losses.HINT_KINDS:
+    raise ValueError(f"config.hint.kind must be one of {losses.HINT_KINDS}, got {config.hint.kind!r}")
+  if config.hint.temperature <= 0:
+    raise ValueError(f"config.hint.temperature must be > 0, got {config.hint.temperature}")
+  methods.normalize_gradient_block(config.gradient_block)
+  if config.compute_dtype not in DTYPES:
+    raise ValueError(f"config.compute_dtype must be one of {tuple(DTYPES)}, got {config.compute_dtype!r}")
+  if config.optim.schedule not in SCHEDULES:
+    raise ValueError(f"config.optim.schedule must be one of {SCHEDULES}, got {config.optim.schedule!r}")
+  if config.pad_mode not in ("constant", "reflect"):
+    raise ValueError(f"config.pad_mode must be 'constant' or 'reflect', got {config.pad_mode!r}")
+  if config.num_train_steps <= 0 and config.num_epochs <= 0:
+    raise ValueError("set config.num_epochs or config.num_train_steps to a positive number")
+  for name in ("batch_size", "eval_batch_size"):
+    b, d = config[name], jax.device_count()
+    if b <= 0 or b % d:
+      raise ValueError(f"config.{name}={b} must be a positive multiple of the number of "
+                       f"devices ({d}): each device takes an equal share of the global batch")
+
+
+def arch_fingerprint(config, ds: Dataset) -> dict[str, Any]:
+  """What a checkpoint must agree on to be resumed."""
+  method = methods.get_method(config.method)
+  arch = {"method": config.method, "num_classes": ds.num_classes,
+          "image_shape": list(ds.image_shape)}
+  for n in method.nets:
+    arch[n] = WRNSpec(config[n].depth, config[n].width).name
+  if len(method.nets) == 2:
+    arch["share"] = config.share
+  return arch
+
+
+def build_model(config, num_classes: int) -> RocketNet:
+  method = methods.get_method(config.method)
+  spec = lambda n: WRNSpec(config[n].depth, config[n].width) if n in method.nets else None  # noqa: E731
+  return RocketNet(light=spec("light"), booster=spec("booster"), share=config.share,
+                   num_classes=num_classes, bn_momentum=config.bn_momentum,
+                   dtype=DTYPES[config.compute_dtype])
+
+
+def create_optimizer(config, total_steps: int, steps_per_epoch: int):
+  """SGD (Nesterov) + L2 weight decay + optional clipping; returns (tx, schedule)."""
+  o = config.optim
+  if o.schedule == "step":
+    bounds = {int(round(f * total_steps)): o.lr_decay for f in o.lr_boundaries}
+    sched = optax.piecewise_constant_schedule(o.lr, bounds)
+  elif o.schedule == "cosine":
+    sched = optax.cosine_decay_schedule(o.lr, max(total_steps, 1))
+  else:
+    sched = optax.constant_schedule(o.lr)
+  warm = int(round(o.warmup_epochs * steps_per_epoch))
+  if warm > 0:
+    sched = optax.join_schedules(
+        [optax.linear_schedule(0.0, o.lr, warm), lambda s: sched(s + warm)], [warm])
+  parts = []
+  if o.grad_clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(o.grad_clip_norm))
+  if o.weight_decay > 0:
+    parts.append(optax.add_decayed_weights(o.weight_decay))
+  parts.append(optax.sgd(sched, momentum=o.momentum or None, nesterov=o.nesterov))
+  return optax.chain(*parts), sched
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def init_state(model: RocketNet, tx, image_shape, seed: int, mesh: Mesh) -> TrainState:
+  replicated = NamedSharding(mesh, P())
+
+  @jax.jit
+  def init(key):
+    variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+    params = variables["params"]
+    return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                      tx.init(params))
+
+  state = init(jax.random.key(seed))
+  return jax.device_put(state, replicated)
+
+
+def make_train_step(config, model: RocketNet, tx, schedule, mean, std) -> Callable:
+  """The pure train step ``(state, images_u8, labels) -> (state, metrics)``.
+
+  Augmentation and normalisation run inside it.  The forward pass is
+  linearised once (``jax.vjp``); the loss terms are then differentiated with
+  respect to the nets' outputs, and pulled back through the nets.  The
+  ``strict`` gradient block pulls the booster side of the hint back a second
+  time and drops what lands on the booster's own parameters.
+  """
+  method = methods.get_method(config.method)
+  gblock = methods.normalize_gradient_block(config.gradient_block)
+  weights = methods.term_weights(method, config.hint)
+  hint_cfg = config.hint
+  dtype = DTYPES[config.compute_dtype]
+  base_key = jax.random.key(config.seed + 1)
+  do_augment, pad_mode = config.augment, config.pad_mode
+
+  def train_step(state: TrainState, images, labels):
+    key = jax.random.fold_in(base_key, state.step)
+    x = input_pipeline.augment(key, images, pad=4, pad_mode=pad_mode) if do_augment else images
+    x = input_pipeline.normalize(x, mean, std, dtype)
+
+    def forward(params):
+      out, mut = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
+                             train=True, mutable=["batch_stats"])
+      return out, mut["batch_stats"]
+
+    out, pullback, batch_stats = jax.vjp(forward, state.params, has_aux=True)
+
+    def objective(out):
+      terms = methods.loss_terms(method, out, labels, hint_cfg, hint_blocked=gblock != "off")
+      return sum(weights[k] * v for k, v in terms.items()), terms
+
+    (loss, terms), d_out = jax.value_and_grad(objective, has_aux=True)(out)
+    (grads,) = pullback(d_out)
+    if gblock == "strict" and method.hint:
+      light = jax.lax.stop_gradient(out["logits"]["light"])
+      d_booster = jax.grad(lambda zb: weights["hint"] * losses.hint_loss(
+          light, zb, hint_cfg.kind, hint_cfg.temperature, gradient_block=False))(
+              out["logits"]["booster"])
+      cot = jax.tree.map(jnp.zeros_like, out)
+      cot["logits"]["booster"] = d_booster
+      (extra,) = pullback(cot)
+      extra = jax.tree.map(lambda g, o: jnp.zeros_like(g) if o == "booster" else g,
+                           extra, owner_tree(extra))
+      grads = jax.tree.map(jnp.add, grads, extra)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, **terms, "lr": schedule(state.step),
+               "grad_norm": optax.global_norm(grads)}
+    for n in method.nets:
+      metrics[f"acc_{n}"] = losses.accuracy_count(out["logits"][n], labels) / labels.shape[0]
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(config, model: RocketNet, mean, std) -> Callable:
+  """``(state, images_u8, labels, weights) -> sums``: correct counts and CE sums."""
+  method = methods.get_method(config.method)
+  dtype = DTYPES[config.compute_dtype]
+
+  def eval_step(state: TrainState, images, labels, weights):
+    x = input_pipeline.normalize(images, mean, std, dtype)
+    out = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
+    sums = {"count": jnp.sum(weights)}
+    for n in method.nets:
+      logits = out["logits"][n].astype(jnp.float32)
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+      sums[f"{n}_correct"] = losses.accuracy_count(logits, labels, weights)
+      sums[f"{n}_loss"] = jnp.sum(ce * weights)
+    return sums
+
+  return eval_step
+
+
+def evaluate(eval_step, state, ds: Dataset, batch_size: int, sharding) -> dict[str, float]:
+  total = None
+  for x, y, w in input_pipeline.eval_batches(ds.test_images, ds.test_labels, batch_size, sharding):
+    sums = eval_step(state, x, y, w)
+    total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+  total = jax.device_get(total)
+  count = float(total.pop("count"))
+  out = {}
+  for k, v in total.items():
+    net, what = k.split("_")
+    out[f"test/{net}_{'accuracy' if what == 'correct' else 'loss'}"] = float(v) / count
+  return out
+
+
+# --------------------------------------------------------------------------- loop
+
+
+@contextlib.contextmanager
+def _stop_signals():
+  """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+  received: list[int] = []
+
+  def handler(signum, frame):
+    del frame
+    if received:  # a second signal: give up waiting
+      raise KeyboardInterrupt
+    received.append(signum)
+
+  old = {}
+  try:
+    for s in (signal.SIGINT, signal.SIGTERM):
+      old[s] = signal.signal(s, handler)
+  except ValueError:  # not in the main thread: no handlers
+    pass
+  try:
+    yield received
+  finally:
+    for s, h in old.items():
+      signal.signal(s, h)
+
+
+def _write_config(workdir: pathlib.Path, config) -> None:
+  path = workdir / "config.json"
+  text = config.to_json_best_effort(indent=2, sort_keys=True)
+  if path.exists() and path.read_text() != text:
+    path.rename(workdir / f"config.{time.strftime('%Y%m%d-%H%M%S')}.json")
+  path.write_text(text)
+
+
+def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
+  """Drops records past the checkpoint we resume from (they will be redone)."""
+  if not path.exists():
+    return
+  keep = [ln for ln in path.read_text().splitlines()
+          if ln.strip() and json.loads(ln).get("step", 0) <= last_step]
+  path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def _check_finite(records: list[dict[str, float]], first_step: int, last_good: Any, ckdir) -> None:
+  for i, m in enumerate(records):
+    bad = sorted(k for k, v in m.items() if k != "lr" and not math.isfinite(v))
+    if bad:
+      vals = ", ".join(f"{k}={m[k]}" for k in bad)
+      where = (f"the last good checkpoint (step {last_good}) is kept in {ckdir}"
+               if last_good is not None else "no checkpoint had been written yet")
+      raise NonFiniteLossError(
+          f"non-finite loss at step {first_step + i} ({vals}); training stopped and {where}. "
+          f"Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
+
+
+@dataclasses.dataclass
+class _Window:
+  """Per-step train metrics since the last evaluation, fetched lazily."""
+  pending: list = dataclasses.field(default_factory=list)
+  first_pending_step: int = 0
+  sums: dict = dataclasses.field(default_factory=dict)
+  count: int = 0
+
+  def flush(self, last_good, ckdir) -> dict[str, float] | None:
+    if not self.pending:
+      return None
+    records = [{k: float(v) for k, v in m.items()} for m in jax.device_get(self.pending)]
+    _check_finite(records, self.first_pending_step, last_good, ckdir)
+    for m in records:
+      for k, v in m.items():
+        self.sums[k] = self.sums.get(k, 0.0) + v
+    self.count += len(records)
+    self.pending = []
+    return records[-1]
+
+  def means(self) -> dict[str, float]:
+    out = {f"train/{k}": v / max(self.count, 1) for k, v in self.sums.items()}
+    self.sums, self.count = {}, 0
+    return out
+
+
+def _say(msg: str, bar=None) -> None:
+  """A progress message from process 0 (through tqdm when a bar is shown)."""
+  if jax.process_index() != 0:
+    return
+  if bar is not None:
+    bar.write(msg)
+  else:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def make_mesh() -> Mesh:
+  """A 1-D mesh over every device (the batch is split over ``data``)."""
+  return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def train_and_evaluate(config, workdir) -> dict[str, Any]:
+  """Trains per ``config``, writing into ``workdir``; returns the last evaluation."""
+  validate_config(config)
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  ds = load_dataset(config)
+  method = methods.get_method(config.method)
+  n_train = len(ds.train_labels)
+  if n_train < config.batch_size:
+    raise ValueError(f"the training set has {n_train} images, fewer than batch_size="
+                     f"{config.batch_size}")
+  spe = n_train // config.batch_size
+  total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe
+  eval_every = config.eval_every_steps or max(1, int(round(config.eval_every_epochs * spe)))
+
+  mesh = make_mesh()
+  data_sharding = NamedSharding(mesh, P("data"))
+  model = build_model(config, ds.num_classes)
+  tx, schedule = create_optimizer(config, total_steps, spe)
+  state = init_state(model, tx, ds.image_shape, config.seed, mesh)
+  arch = arch_fingerprint(config, ds)
+  n_params = {k: int(sum(x.size for x in jax.tree.leaves(v))) for k, v in state.params.items()}
+
+  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", config.max_checkpoints)
+  restored, meta = ckpts.restore(ckpt_lib.abstract_like(state), arch)
+  elapsed0 = 0.0
+  if restored is not None:
+    state, elapsed0 = restored, float(meta.get("elapsed_s", 0.0))
+    _say(f"resumed from step {int(state.step)} in {ckpts.directory}")
+  start_step = int(state.step)
+  last_good = start_step if restored is not None else None
+  _write_config(workdir, config)
+  metrics_path = workdir / "metrics.jsonl"
+  _truncate_metrics(metrics_path, start_step)
+
+  train_step = jax.jit(make_train_step(config, model, tx, schedule, ds.mean, ds.std),
+                       donate_argnums=0)
+  eval_step = jax.jit(make_eval_step(config, model, ds.mean, ds.std))
+  _say(f"{config.method} on {ds.description}: {n_train} train / {len(ds.test_labels)} test "
+       f"images, {total_steps} steps ({spe} per epoch), params {n_params}, "
+       f"{jax.device_count()} x {jax.devices()[0].device_kind}")
+
+  t0 = time.time()
+  elapsed = lambda: elapsed0 + time.time() - t0  # noqa: E731
+  meta_now = lambda: {"arch": arch, "elapsed_s": elapsed(), "params": n_params}  # noqa: E731
+  window = _Window(first_pending_step=start_step)
+  last_eval: dict[str, Any] = {}
+  bar = None
+  if config.progress_bar and jax.process_index() == 0:
+    from tqdm import tqdm
+    bar = tqdm(total=total_steps, initial=start_step, desc=config.method, unit="step",
+               dynamic_ncols=True)
+  batches = input_pipeline.train_batches(
+      ds.train_images, ds.train_labels, seed=config.seed, batch_size=config.batch_size,
+      start_step=start_step, num_steps=total_steps, sharding=data_sharding)
+  try:
+    with _stop_signals() as stop:
+      for step, images, labels in batches:
+        if stop:
+          window.flush(last_good, ckpts.directory)
+          ckpts.save(step, state, meta_now())
+          ckpts.wait()
+          raise Interrupted(
+              f"stopped by signal {stop[0]} at step {step}; checkpoint written to "
+              f"{ckpts.directory}. Rerun the same command to resume.")
+        state, m = train_step(state, images, labels)
+        window.pending.append(m)
+        done = step + 1
+        is_eval = done % eval_every == 0 or done == total_steps
+        if done % config.log_every_steps == 0 or is_eval:
+          last = window.flush(last_good, ckpts.directory)
+          window.first_pending_step = done
+          if bar is not None and last:
+            bar.set_postfix(loss=f"{last['loss']:.3f}", lr=f"{last['lr']:.3g}", refresh=False)
+        if bar is not None:
+          bar.update(1)
+        if is_eval:
+          record = {"step": done, "epoch": done / spe, "wall_time_s": round(elapsed(), 2),
+                    **window.means(), **evaluate(eval_step, state, ds, config.eval_batch_size,
+                                                  data_sharding)}
+          if jax.process_index() == 0:
+            with metrics_path.open("a") as f:
+              f.write(json.dumps(record) + "\n")
+          summary = "  ".join(f"{k.split('/')[1]}={v:.4f}" for k, v in record.items()
+                              if k.startswith("test/") and k.endswith("accuracy"))
+          _say(f"step {done} epoch {done / spe:.2f}: {summary}", bar)
+          ckpts.save(done, state, meta_now())
+          last_good, last_eval = done, record
+        elif config.checkpoint_every_steps and done % config.checkpoint_every_steps == 0:
+          window.flush(last_good, ckpts.directory)
+          window.first_pending_step = done
+          ckpts.save(done, state, meta_now())
+          last_good = done
+  finally:
+    if bar is not None:
+      bar.close()
+    ckpts.close()
+  if not last_eval:  # resumed a finished run: evaluate the restored state
+    last_eval = {"step": start_step, "epoch": start_step / spe, **evaluate(
+        eval_step, state, ds, config.eval_batch_size, data_sharding)}
+  last_eval["params"] = n_params
+  return last_eval
