@@ -1,0 +1,29 @@
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def load_config(arg="tiny", **overrides):
+  """configs/cifar10.py with a preset and dotted-key overrides."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("cifar10_config", ROOT / "configs" / "cifar10.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  config = mod.get_config(arg)
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+@pytest.fixture
+def tiny_config():
+  return load_config
