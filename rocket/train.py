@@ -36,6 +36,7 @@ from rocket.models.rocket import SHARE_SCHEMES, RocketNet, check_sharing, owner_
 from rocket.models.wrn import WRNSpec
 
 SCHEDULES = ("step", "cosine", "constant")
+_global_norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -123,8 +124,9 @@ def create_optimizer(config, total_steps: int, steps_per_epoch: int):
     sched = optax.constant_schedule(o.lr)
   warm = int(round(o.warmup_epochs * steps_per_epoch))
   if warm > 0:
+    main = sched  # join_schedules restarts the count at the boundary: shift it back
     sched = optax.join_schedules(
-        [optax.linear_schedule(0.0, o.lr, warm), lambda s: sched(s + warm)], [warm])
+        [optax.linear_schedule(0.0, o.lr, warm), lambda s: main(s + warm)], [warm])
   parts = []
   if o.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(o.grad_clip_norm))
@@ -200,7 +202,7 @@ def make_train_step(config, model: RocketNet, tx, schedule, mean, std) -> Callab
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, **terms, "lr": schedule(state.step),
-               "grad_norm": optax.global_norm(grads)}
+               "grad_norm": _global_norm(grads)}
     for n in method.nets:
       metrics[f"acc_{n}"] = losses.accuracy_count(out["logits"][n], labels) / labels.shape[0]
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
@@ -289,14 +291,17 @@ def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
 
 def _check_finite(records: list[dict[str, float]], first_step: int, last_good: Any, ckdir) -> None:
   for i, m in enumerate(records):
-    bad = sorted(k for k, v in m.items() if k != "lr" and not math.isfinite(v))
-    if bad:
-      vals = ", ".join(f"{k}={m[k]}" for k in bad)
-      where = (f"the last good checkpoint (step {last_good}) is kept in {ckdir}"
-               if last_good is not None else "no checkpoint had been written yet")
-      raise NonFiniteLossError(
-          f"non-finite loss at step {first_step + i} ({vals}); training stopped and {where}. "
-          f"Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
+    bad = sorted(k for k, v in m.items() if not math.isfinite(v))
+    if not bad:
+      continue
+    where = (f"the last good checkpoint (step {last_good}) is kept in {ckdir}"
+             if last_good is not None else "no checkpoint had been written yet")
+    terms = ", ".join(f"{k}={v:.4g}" for k, v in m.items() if k in bad or k.startswith(("ce_", "hint")))
+    what = "loss" if any(k == "loss" or k.startswith(("ce_", "hint")) for k in bad) else "gradient"
+    raise NonFiniteLossError(
+        f"non-finite {what} at step {first_step + i} (non-finite: {', '.join(bad)}; "
+        f"terms: {terms}); training stopped and {where}. Lower config.optim.lr, set "
+        f"config.optim.grad_clip_norm, or check the data.")
 
 
 @dataclasses.dataclass
@@ -340,8 +345,12 @@ def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ("data",))
 
 
-def train_and_evaluate(config, workdir) -> dict[str, Any]:
-  """Trains per ``config``, writing into ``workdir``; returns the last evaluation."""
+def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
+  """Trains per ``config``, writing into ``workdir``; returns the last evaluation.
+
+  ``callbacks`` are called on the host as ``cb(step_done, state)`` after every
+  step has been dispatched (they should not block on the device).
+  """
   validate_config(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -416,6 +425,8 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
             bar.set_postfix(loss=f"{last['loss']:.3f}", lr=f"{last['lr']:.3g}", refresh=False)
         if bar is not None:
           bar.update(1)
+        for cb in callbacks:
+          cb(done, state)
         if is_eval:
           record = {"step": done, "epoch": done / spe, "wall_time_s": round(elapsed(), 2),
                     **window.means(), **evaluate(eval_step, state, ds, config.eval_batch_size,

@@ -1,0 +1,165 @@
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from rocket import checkpoint, train
+from tests.conftest import load_config
+
+
+def small(**kw):
+  base = dict(num_train_steps=8, eval_every_steps=4, log_every_steps=2)
+  base.update(kw)
+  c = load_config("tiny", **base)
+  c.synthetic.num_train, c.synthetic.num_test, c.synthetic.image_size = 256, 64, 16
+  return c
+
+
+def read_metrics(workdir):
+  return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def sigterm_at(stop_step):
+  def cb(step, state):
+    del state
+    if step == stop_step:
+      os.kill(os.getpid(), signal.SIGTERM)
+  return cb
+
+
+def restore_state(workdir, config):
+  ds_shape = (config.synthetic.image_size,) * 2 + (3,)
+  model = train.build_model(config, config.synthetic.num_classes)
+  tx, _ = train.create_optimizer(config, 8, 8)
+  state = train.init_state(model, tx, ds_shape, config.seed, train.make_mesh())
+  ck = checkpoint.Checkpoints(workdir / "checkpoints")
+  arch = ck.read_meta(ck.latest_step())["arch"]
+  restored, _ = ck.restore(checkpoint.abstract_like(state), arch)
+  ck.close()
+  return restored
+
+
+def test_training_lowers_the_loss(tmp_path):
+  c = small(num_train_steps=60, eval_every_steps=30, log_every_steps=10)
+  c.optim.schedule, c.optim.lr = "constant", 0.05
+  train.train_and_evaluate(c, tmp_path)
+  recs = read_metrics(tmp_path)
+  assert [r["step"] for r in recs] == [30, 60]
+  assert recs[1]["train/loss"] < recs[0]["train/loss"]
+  assert recs[1]["train/ce_light"] < recs[0]["train/ce_light"]
+  assert recs[1]["test/light_accuracy"] > 0.3  # 10 classes: chance is 0.1
+  for key in ("train/hint", "train/ce_booster", "test/booster_accuracy", "test/light_loss",
+              "wall_time_s", "epoch"):
+    assert key in recs[1]
+  assert json.loads((tmp_path / "config.json").read_text())["method"] == "rocket"
+
+
+@pytest.mark.parametrize("method,nets", [("light", ["light"]), ("booster", ["booster"])])
+def test_single_net_methods(tmp_path, method, nets):
+  result = train.train_and_evaluate(small(method=method, num_train_steps=4), tmp_path)
+  assert sorted(result["params"]) == nets
+  assert f"test/{nets[0]}_accuracy" in result and "train/hint" not in result
+
+
+def test_sigterm_checkpoints_and_resume_is_bit_for_bit(tmp_path):
+  train.train_and_evaluate(small(), tmp_path / "straight")
+  with pytest.raises(train.Interrupted, match="step 5.*Rerun the same command"):
+    train.train_and_evaluate(small(), tmp_path / "resumed", callbacks=[sigterm_at(5)])
+  ck = checkpoint.Checkpoints(tmp_path / "resumed" / "checkpoints")
+  assert ck.latest_step() == 5
+  ck.close()
+  assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [4]
+  train.train_and_evaluate(small(), tmp_path / "resumed")  # the same command again
+  a = restore_state(tmp_path / "straight", small())
+  b = restore_state(tmp_path / "resumed", small())
+  assert int(a.step) == int(b.step) == 8
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  ra, rb = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "resumed")
+  assert [r["step"] for r in rb] == [4, 8]
+  assert ra[-1]["test/light_accuracy"] == rb[-1]["test/light_accuracy"]
+  assert ra[-1]["test/booster_loss"] == rb[-1]["test/booster_loss"]
+
+
+def test_rerunning_a_finished_run_does_not_train_again(tmp_path):
+  first = train.train_and_evaluate(small(num_train_steps=4), tmp_path)
+  again = train.train_and_evaluate(small(num_train_steps=4), tmp_path)
+  assert again["step"] == 4
+  assert again["test/light_accuracy"] == first["test/light_accuracy"]
+  assert len(read_metrics(tmp_path)) == 1
+
+
+def test_non_finite_loss_stops_with_step_and_term(tmp_path):
+  c = small(num_train_steps=12, eval_every_steps=4, log_every_steps=1)
+  c.hint.weight = float("inf")
+  with pytest.raises(train.NonFiniteLossError,
+                     match=r"non-finite loss at step 0 \(non-finite: .*loss.*terms: .*hint="):
+    train.train_and_evaluate(c, tmp_path)
+
+
+def test_non_finite_after_a_checkpoint_keeps_it(tmp_path):
+  c = small(num_train_steps=12, eval_every_steps=4, log_every_steps=1)
+  train.train_and_evaluate(small(num_train_steps=4), tmp_path)  # a good checkpoint at 4
+  c.optim.schedule, c.optim.lr = "constant", 1e9  # then explode
+  with pytest.raises(train.NonFiniteLossError, match=r"step \d+.*last good checkpoint \(step 4\)"):
+    train.train_and_evaluate(c, tmp_path)
+  ck = checkpoint.Checkpoints(tmp_path / "checkpoints")
+  assert ck.latest_step() == 4
+  ck.close()
+
+
+def test_incompatible_checkpoint_is_reported_and_kept(tmp_path):
+  train.train_and_evaluate(small(num_train_steps=4), tmp_path)
+  before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+  other = small(num_train_steps=4)
+  other.booster.depth = 16
+  with pytest.raises(checkpoint.CheckpointError, match="another architecture.*booster"):
+    train.train_and_evaluate(other, tmp_path)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
+  train.train_and_evaluate(small(num_train_steps=4), tmp_path)
+  step_dir = tmp_path / "checkpoints" / "4"
+  for f in (step_dir / "state").rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"garbage")
+  with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+    train.train_and_evaluate(small(num_train_steps=8), tmp_path)
+  assert step_dir.exists()
+
+
+@pytest.mark.parametrize("overrides,pattern", [
+    ({"method": "distill"}, "unknown method"),
+    ({"light.depth": 15}, "6n\\+4"),
+    ({"share": "top"}, "share"),
+    ({"hint.kind": "cosine"}, "hint.kind"),
+    ({"gradient_block": "maybe"}, "gradient_block"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"optim.schedule": "poly"}, "schedule"),
+])
+def test_bad_config_values_are_clear_errors(tmp_path, overrides, pattern):
+  with pytest.raises(ValueError, match=pattern):
+    train.train_and_evaluate(load_config("tiny", **overrides), tmp_path)
+
+
+def test_width_mismatch_with_sharing(tmp_path):
+  c = load_config("tiny", **{"booster.width": 2})
+  with pytest.raises(ValueError, match="equal widths"):
+    train.validate_config(c)
+  c.share = "none"
+  train.validate_config(c)
+
+
+def test_step_schedule_boundaries_scale_with_training_length():
+  c = load_config("tiny")
+  _, sched = train.create_optimizer(c, total_steps=200, steps_per_epoch=10)
+  assert float(sched(0)) == pytest.approx(0.1)
+  assert float(sched(61)) == pytest.approx(0.02)
+  assert float(sched(199)) == pytest.approx(0.1 * 0.2 ** 3)
+  c.optim.warmup_epochs = 1.0
+  _, sched = train.create_optimizer(c, total_steps=200, steps_per_epoch=10)
+  assert float(sched(0)) == 0.0 and float(sched(10)) == pytest.approx(0.1)
