@@ -355,7 +355,6 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   ds = load_dataset(config)
-  method = methods.get_method(config.method)
   n_train = len(ds.train_labels)
   if n_train < config.batch_size:
     raise ValueError(f"the training set has {n_train} images, fewer than batch_size="
