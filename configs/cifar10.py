@@ -20,7 +20,7 @@ def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
 
   # What to train.
-  c.method = "rocket"  # light | booster | rocket
+  c.method = "rocket"  # light | booster | rocket | rocket_kd | kd | at | at_kd
   c.light = ml_collections.ConfigDict(dict(depth=16, width=1))  # WRN-16-1
   c.booster = ml_collections.ConfigDict(dict(depth=40, width=1))  # WRN-40-1
   c.share = "group_bottom"  # none | bottom (Fig. 2a) | group_bottom (Fig. 2b)
@@ -28,7 +28,12 @@ def get_config(arg: str = ""):
       kind="mse_logits",  # mse_logits | kd_kl | l2_softmax
       weight=0.03,  # lambda
       temperature=1.0,  # only for kd_kl
+      warmup_epochs=0.0,  # >0: lambda ramps up linearly from 0 over these epochs
   ))
+  c.kd = ml_collections.ConfigDict(dict(alpha=0.9, temperature=4.0))  # kd, at_kd, rocket_kd
+  c.at = ml_collections.ConfigDict(dict(beta=1e3))  # at, at_kd: weight beta/2 per the AT code
+  c.teacher_workdir = ""  # kd/at/at_kd: a finished booster run to use as teacher;
+  # "" = train one in <workdir>/teacher first (reused on rerun)
   c.gradient_block = "on"  # on | off | strict (see rocket/methods.py)
   c.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
   c.bn_momentum = 0.9  # PyTorch's 0.1

@@ -79,3 +79,26 @@ def accuracy_count(logits, labels, weights=None):
   if weights is not None:
     correct = correct * weights
   return jnp.sum(correct)
+
+
+def attention_map(features):
+  """Spatial attention of Zagoruyko & Komodakis: mean over channels of the squared
+  activations, flattened and L2-normalised per example: ``[B, H, W, C] -> [B, H*W]``."""
+  a = jnp.mean(jnp.square(features.astype(jnp.float32)), axis=-1).reshape(features.shape[0], -1)
+  return a / jnp.maximum(jnp.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+
+
+def attention_transfer(student_features, teacher_features, weights=None):
+  """Sum over feature-map pairs of mean_{spatial}((a_s - a_t)^2), averaged over the batch.
+
+  This is the AT paper's per-group term (their code: ``(at(x) - at(y)).pow(2).mean()``); the
+  trainer multiplies the sum by ``beta / 2`` (their default beta = 1e3).  The teacher side is
+  treated as a constant.
+  """
+  total = 0.0
+  for fs, ft in zip(student_features, teacher_features, strict=True):
+    if fs.shape[1:3] != ft.shape[1:3]:
+      raise ValueError(f"attention transfer needs equal spatial sizes, got {fs.shape} vs {ft.shape}")
+    diff = attention_map(fs) - jax.lax.stop_gradient(attention_map(ft))
+    total = total + _mean(jnp.mean(jnp.square(diff), axis=-1), weights)
+  return total

@@ -83,6 +83,13 @@ def validate_config(config) -> None:
     raise ValueError(f"config.optim.schedule must be one of {SCHEDULES}, got {config.optim.schedule!r}")
   if config.pad_mode not in ("constant", "reflect"):
     raise ValueError(f"config.pad_mode must be 'constant' or 'reflect', got {config.pad_mode!r}")
+  if not 0.0 <= config.kd.alpha <= 1.0 or config.kd.temperature <= 0:
+    raise ValueError(f"config.kd.alpha must be in [0, 1] and config.kd.temperature > 0, got "
+                     f"{config.kd.alpha}, {config.kd.temperature}")
+  if config.at.beta < 0 or config.hint.warmup_epochs < 0:
+    raise ValueError("config.at.beta and config.hint.warmup_epochs must be >= 0")
+  if config.teacher_workdir and not method.needs_teacher:
+    raise ValueError(f"config.teacher_workdir is set but method {config.method!r} uses no teacher")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ValueError("set config.num_epochs or config.num_train_steps to a positive number")
   for name in ("batch_size", "eval_batch_size"):
@@ -153,27 +160,36 @@ def init_state(model: RocketNet, tx, image_shape, seed: int, mesh: Mesh) -> Trai
   return jax.device_put(state, replicated)
 
 
-def make_train_step(config, model: RocketNet, tx, schedule, mean, std) -> Callable:
-  """The pure train step ``(state, images_u8, labels) -> (state, metrics)``.
+def make_train_step(config, model: RocketNet, tx, schedule, mean, std, steps_per_epoch: int = 0,
+                    teacher_model: RocketNet | None = None) -> Callable:
+  """The pure train step ``(state, images_u8, labels, teacher_vars) -> (state, metrics)``.
 
   Augmentation and normalisation run inside it.  The forward pass is
   linearised once (``jax.vjp``); the loss terms are then differentiated with
   respect to the nets' outputs, and pulled back through the nets.  The
-  ``strict`` gradient block pulls the booster side of the hint back a second
-  time and drops what lands on the booster's own parameters.
+  ``strict`` gradient block pulls the booster side of the light<-booster
+  terms back a second time and drops what lands on the booster's own
+  parameters.  ``teacher_vars`` (``None`` unless the method has a teacher)
+  are the frozen teacher's variables; it runs in inference mode on the same
+  augmented batch.
   """
   method = methods.get_method(config.method)
   gblock = methods.normalize_gradient_block(config.gradient_block)
-  weights = methods.term_weights(method, config.hint)
-  hint_cfg = config.hint
   dtype = DTYPES[config.compute_dtype]
   base_key = jax.random.key(config.seed + 1)
   do_augment, pad_mode = config.augment, config.pad_mode
 
-  def train_step(state: TrainState, images, labels):
+  def train_step(state: TrainState, images, labels, teacher_vars=None):
     key = jax.random.fold_in(base_key, state.step)
     x = input_pipeline.augment(key, images, pad=4, pad_mode=pad_mode) if do_augment else images
     x = input_pipeline.normalize(x, mean, std, dtype)
+    weights = methods.term_weights(method, config, state.step, steps_per_epoch)
+    teacher = None
+    if method.needs_teacher:
+      t_out = teacher_model.apply(teacher_vars, x, train=False)
+      (net,) = teacher_model.nets
+      teacher = jax.lax.stop_gradient(
+          {"logits": t_out["logits"][net], "features": t_out["features"][net]})
 
     def forward(params):
       out, mut = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
@@ -183,18 +199,20 @@ def make_train_step(config, model: RocketNet, tx, schedule, mean, std) -> Callab
     out, pullback, batch_stats = jax.vjp(forward, state.params, has_aux=True)
 
     def objective(out):
-      terms = methods.loss_terms(method, out, labels, hint_cfg, hint_blocked=gblock != "off")
+      terms = methods.loss_terms(method, out, labels, config, gblock != "off", teacher)
       return sum(weights[k] * v for k, v in terms.items()), terms
 
     (loss, terms), d_out = jax.value_and_grad(objective, has_aux=True)(out)
     (grads,) = pullback(d_out)
-    if gblock == "strict" and method.hint:
+    if gblock == "strict" and len(method.nets) == 2:
       light = jax.lax.stop_gradient(out["logits"]["light"])
-      d_booster = jax.grad(lambda zb: weights["hint"] * losses.hint_loss(
-          light, zb, hint_cfg.kind, hint_cfg.temperature, gradient_block=False))(
-              out["logits"]["booster"])
+
+      def transfer(zb):
+        t = methods.booster_transfer_terms(method, light, zb, config, blocked=False)
+        return sum(weights[k] * v for k, v in t.items())
+
       cot = jax.tree.map(jnp.zeros_like, out)
-      cot["logits"]["booster"] = d_booster
+      cot["logits"]["booster"] = jax.grad(transfer)(out["logits"]["booster"])
       (extra,) = pullback(cot)
       extra = jax.tree.map(lambda g, o: jnp.zeros_like(g) if o == "booster" else g,
                            extra, owner_tree(extra))
@@ -340,6 +358,81 @@ def _say(msg: str, bar=None) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def count_params(params) -> dict[str, int]:
+  """Parameters each net uses (its own + shared), and the total held in training."""
+  owners = jax.tree.leaves(owner_tree(params))
+  sizes = [int(x.size) for x in jax.tree.leaves(params)]
+  out = {"total": sum(sizes)}
+  for net in params.keys() & {"light", "booster"}:
+    out[net] = sum(n for n, o in zip(sizes, owners) if o in (net, "shared"))
+  return out
+
+
+# Config fields that do not change what a (booster-alone) teacher run computes.
+_NOT_TEACHER = ("progress_bar", "log_every_steps", "max_checkpoints", "checkpoint_every_steps",
+                "light", "share", "hint", "kd", "at", "gradient_block", "teacher_workdir")
+
+
+def _teacher_config(config):
+  import ml_collections  # noqa: PLC0415
+
+  t = ml_collections.ConfigDict(config.to_dict())
+  t.method, t.teacher_workdir = "booster", ""
+  return t
+
+
+def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
+  """Trains (or reuses) the teacher of kd/at/at_kd; returns (model, variables, summary).
+
+  With ``config.teacher_workdir`` the teacher is read from that finished run;
+  otherwise a booster-sized net is trained with the same budget in
+  ``<workdir>/teacher`` -- or, when that run is finished already, reused as it is.
+  """
+  import ml_collections  # noqa: PLC0415
+
+  if config.teacher_workdir:
+    tdir = pathlib.Path(config.teacher_workdir)
+    if not (tdir / "final.json").is_file() or not (tdir / "config.json").is_file():
+      raise ValueError(f"config.teacher_workdir={str(tdir)!r} holds no finished run (no final.json "
+                       "and config.json); train the teacher first, e.g. with --config.method=booster")
+    tconfig = ml_collections.ConfigDict(json.loads((tdir / "config.json").read_text()))
+    if len(methods.get_method(tconfig.method).nets) != 1:
+      raise ValueError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
+                       "a teacher must be a single net (method booster or light)")
+  else:
+    tdir = workdir / "teacher"
+    tconfig = _teacher_config(config)
+    if (tdir / "final.json").is_file():
+      old = json.loads((tdir / "config.json").read_text())
+      new = json.loads(tconfig.to_json_best_effort())
+      diff = sorted(k for k in old.keys() | new.keys()
+                    if k not in _NOT_TEACHER and old.get(k) != new.get(k))
+      if diff:
+        raise ValueError(
+            f"the finished teacher in {tdir} was trained with a different config (fields differ: "
+            f"{', '.join(diff)}). Delete that folder to retrain it, or pass "
+            f"--config.teacher_workdir={tdir} to use it as it is.")
+      _say(f"reusing the finished teacher in {tdir}")
+    else:
+      _say(f"training the teacher ({WRNSpec(tconfig.booster.depth, tconfig.booster.width).name}) "
+           f"in {tdir}")
+      train_and_evaluate(tconfig, tdir)
+  summary = json.loads((tdir / "final.json").read_text())
+  model = build_model(tconfig, ds.num_classes)
+  tx, _ = create_optimizer(tconfig, 1, 1)
+  abstract = jax.eval_shape(lambda: init_state(model, tx, ds.image_shape, 0, mesh))
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
+                                                          sharding=NamedSharding(mesh, P())), abstract)
+  ck = ckpt_lib.Checkpoints(tdir / "checkpoints")
+  try:
+    state, _ = ck.restore(abstract, arch_fingerprint(tconfig, ds))
+  finally:
+    ck.close()
+  if state is None:
+    raise ValueError(f"the teacher run in {tdir} has no checkpoint; delete it to retrain")
+  return model, {"params": state.params, "batch_stats": state.batch_stats}, summary
+
+
 def make_mesh() -> Mesh:
   """A 1-D mesh over every device (the batch is split over ``data``)."""
   return Mesh(np.asarray(jax.devices()), ("data",))
@@ -355,6 +448,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   ds = load_dataset(config)
+  method = methods.get_method(config.method)
   n_train = len(ds.train_labels)
   if n_train < config.batch_size:
     raise ValueError(f"the training set has {n_train} images, fewer than batch_size="
@@ -369,7 +463,10 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   tx, schedule = create_optimizer(config, total_steps, spe)
   state = init_state(model, tx, ds.image_shape, config.seed, mesh)
   arch = arch_fingerprint(config, ds)
-  n_params = {k: int(sum(x.size for x in jax.tree.leaves(v))) for k, v in state.params.items()}
+  n_params = count_params(state.params)
+  teacher_model = teacher_vars = teacher_summary = None
+  if method.needs_teacher:
+    teacher_model, teacher_vars, teacher_summary = prepare_teacher(config, workdir, ds, mesh)
 
   ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", config.max_checkpoints)
   restored, meta = ckpts.restore(ckpt_lib.abstract_like(state), arch)
@@ -383,8 +480,8 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   metrics_path = workdir / "metrics.jsonl"
   _truncate_metrics(metrics_path, start_step)
 
-  train_step = jax.jit(make_train_step(config, model, tx, schedule, ds.mean, ds.std),
-                       donate_argnums=0)
+  train_step = jax.jit(make_train_step(config, model, tx, schedule, ds.mean, ds.std, spe,
+                                       teacher_model), donate_argnums=0)
   eval_step = jax.jit(make_eval_step(config, model, ds.mean, ds.std))
   _say(f"{config.method} on {ds.description}: {n_train} train / {len(ds.test_labels)} test "
        f"images, {total_steps} steps ({spe} per epoch), params {n_params}, "
@@ -413,7 +510,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
           raise Interrupted(
               f"stopped by signal {stop[0]} at step {step}; checkpoint written to "
               f"{ckpts.directory}. Rerun the same command to resume.")
-        state, m = train_step(state, images, labels)
+        state, m = train_step(state, images, labels, teacher_vars)
         window.pending.append(m)
         done = step + 1
         is_eval = done % eval_every == 0 or done == total_steps
@@ -448,7 +545,13 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
       bar.close()
     ckpts.close()
   if not last_eval:  # resumed a finished run: evaluate the restored state
-    last_eval = {"step": start_step, "epoch": start_step / spe, **evaluate(
+    last_eval = {"step": start_step, "epoch": start_step / spe, "wall_time_s": round(elapsed0, 2),
+                 **evaluate(
         eval_step, state, ds, config.eval_batch_size, data_sharding)}
   last_eval["params"] = n_params
+  if teacher_summary is not None:
+    last_eval["teacher"] = {k: teacher_summary[k] for k in
+                            ("test/booster_accuracy", "wall_time_s", "params") if k in teacher_summary}
+  if jax.process_index() == 0:
+    (workdir / "final.json").write_text(json.dumps(last_eval, indent=1, sort_keys=True) + "\n")
   return last_eval

@@ -25,7 +25,8 @@ def hint_grads(mode, share="group_bottom", hint_kind="mse_logits"):
   state = train.init_state(model, tx, (16, 16, 3), 0, train.make_mesh())
   # Keep only the hint term: with lr 1 and no momentum/decay, -update == gradient.
   orig = methods.term_weights
-  methods.term_weights = lambda m, h: {k: (v if k == "hint" else 0.0) for k, v in orig(m, h).items()}
+  methods.term_weights = lambda *a, **kw: {
+      k: (v if k == "hint" else 0.0) for k, v in orig(*a, **kw).items()}
   try:
     step = train.make_train_step(config, model, tx, lambda s: 1.0, np.zeros(3), np.ones(3))
     x = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3)).astype(np.uint8)
