@@ -1,0 +1,15 @@
+"""Light-net depth sweep at a fixed booster (paper: light depth varied, booster fixed).
+
+    python -m rocket.sweep --config=configs/cifar10.py:cpu \
+        --sweep=paper_repro/sweeps/depth_cifar10.py --workdir=/tmp/sweep_depth
+"""
+
+DEPTHS = (10, 16, 22)
+
+
+def get_sweep():
+  runs = []
+  for d in DEPTHS:
+    runs.append(dict(name=f"light-d{d}", overrides={"method": "light", "light.depth": d}))
+    runs.append(dict(name=f"rocket-d{d}", overrides={"method": "rocket", "light.depth": d}))
+  return dict(seeds=(0, 1), runs=runs)
