@@ -552,6 +552,8 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   if teacher_summary is not None:
     last_eval["teacher"] = {k: teacher_summary[k] for k in
                             ("test/booster_accuracy", "wall_time_s", "params") if k in teacher_summary}
+  last_eval["device"] = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+  last_eval["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
   if jax.process_index() == 0:
     (workdir / "final.json").write_text(json.dumps(last_eval, indent=1, sort_keys=True) + "\n")
   return last_eval

@@ -1,0 +1,174 @@
+r"""Tables and plots from sweep workdirs.
+
+    python -m rocket.report --sweep_dir=/tmp/sweep_ablation \
+        --out=paper_repro/results/ablation_cifar10_cpu --title="CIFAR-10 ablation (CPU scale)"
+
+Writes into ``--out``:
+
+* ``table.md``   -- one row per run: mean +- std over seeds of the final and best
+  light-net test error, the booster's (or teacher's) final test error, the
+  parameters each net uses, and the train wall time;
+* ``curves.png`` -- light-net test error against epoch, mean over seeds;
+* ``runs.json``  -- the per-seed numbers behind the table (final records and curves),
+  so the results survive the workdirs.
+
+The functions are reused by ``paper_repro/``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+_DIR = flags.DEFINE_string("sweep_dir", None, "Root of a rocket.sweep run.")
+_OUT = flags.DEFINE_string("out", None, "Folder for table.md, curves.png, runs.json.")
+_TITLE = flags.DEFINE_string("title", "Sweep results", "Table title.")
+_NOTE = flags.DEFINE_string("note", "", "Free text placed under the title (budget, data, ...).")
+flags.mark_flags_as_required(["sweep_dir", "out"])
+
+
+def read_run(wd: pathlib.Path) -> dict | None:
+  """One finished run: final record, curve and config; None when unfinished."""
+  if not (wd / "final.json").is_file():
+    return None
+  final = json.loads((wd / "final.json").read_text())
+  curve = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines() if x.strip()]
+  config = json.loads((wd / "config.json").read_text())
+  return {"final": final, "curve": curve, "config": config}
+
+
+def collect(sweep_dir) -> list[dict]:
+  """Runs of a sweep in plan order: ``{name, overrides, seeds: {seed: run}}``."""
+  root = pathlib.Path(sweep_dir)
+  plan = json.loads((root / "sweep.json").read_text())
+  out = []
+  for run in plan["runs"]:
+    seeds = {}
+    for s in plan["seeds"]:
+      r = read_run(root / run["name"] / f"seed{s}")
+      if r is not None:
+        seeds[s] = r
+    out.append({"name": run["name"], "overrides": run.get("overrides", {}), "seeds": seeds})
+  return out
+
+
+def mean_std(values) -> str:
+  if not values:
+    return "–"
+  if len(values) == 1:
+    return f"{values[0]:.2f}"
+  return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def summarize(run: dict) -> dict:
+  """Numbers of one table row (errors in %)."""
+  finals = [r["final"] for r in run["seeds"].values()]
+  curves = [r["curve"] for r in run["seeds"].values()]
+  light_final = [100 * (1 - f["test/light_accuracy"]) for f in finals if "test/light_accuracy" in f]
+  light_best = [100 * (1 - max(c["test/light_accuracy"] for c in cv))
+                for cv in curves if cv and "test/light_accuracy" in cv[0]]
+  boost = []
+  for f in finals:
+    acc = f.get("test/booster_accuracy", f.get("teacher", {}).get("test/booster_accuracy"))
+    if acc is not None:
+      boost.append(100 * (1 - acc))
+  params = finals[0]["params"] if finals else {}
+  teacher_params = finals[0].get("teacher", {}).get("params", {}) if finals else {}
+  time_min = [(f.get("wall_time_s", 0) + f.get("teacher", {}).get("wall_time_s", 0)) / 60
+              for f in finals]
+  return {
+      "name": run["name"], "n": len(finals),
+      "light_final": light_final, "light_best": light_best, "booster": boost,
+      "light_params": params.get("light"),
+      "booster_params": params.get("booster", teacher_params.get("booster")),
+      "time_min": time_min,
+      "teacher": bool(teacher_params),
+      "device": finals[0].get("device", "?") if finals else "?",
+  }
+
+
+def markdown_table(runs: list[dict], title: str, note: str = "") -> str:
+  rows = [summarize(r) for r in runs]
+  devices = sorted({r["device"] for r in rows if r["n"]})
+  lines = [f"# {title}", ""]
+  if note:
+    lines += [note, ""]
+  lines += [f"Device(s) that produced the runs: {', '.join(devices) or '?'}. "
+            f"Table written {time.strftime('%Y-%m-%d')} by `python -m rocket.report "
+            f"{' '.join(sys.argv[1:])}`.", "",
+            "Errors are test error in % (mean ± std over seeds); *best* is the lowest error over "
+            "the evaluations of a run. Booster column: the co-trained booster, or for kd/at/at_kd "
+            "the teacher (marked †). Params: parameters each net uses (shared layers counted in "
+            "both). Time: train wall time per seed, teacher included for kd/at/at_kd.", "",
+            "| run | seeds | light err (final) | light err (best) | booster err | light params | "
+            "booster params | time (min) |",
+            "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    boost = mean_std(r["booster"]) + (" †" if r["teacher"] and r["booster"] else "")
+    fmt = lambda n: f"{n:,}" if n else "–"  # noqa: E731
+    lines.append(f"| {r['name']} | {r['n']} | {mean_std(r['light_final'])} | "
+                 f"{mean_std(r['light_best'])} | {boost} | {fmt(r['light_params'])} | "
+                 f"{fmt(r['booster_params'])} | {mean_std(r['time_min'])} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_curves(runs: list[dict], path, title: str = "") -> None:
+  import matplotlib  # noqa: PLC0415
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  fig, ax = plt.subplots(figsize=(8, 5))
+  for run in runs:
+    curves = [r["curve"] for r in run["seeds"].values()
+              if r["curve"] and "test/light_accuracy" in r["curve"][0]]
+    if not curves:
+      continue
+    n = min(len(c) for c in curves)
+    epochs = [curves[0][i]["epoch"] for i in range(n)]
+    err = [100 * (1 - statistics.mean(c[i]["test/light_accuracy"] for c in curves))
+           for i in range(n)]
+    style = "-" if run["name"].startswith("rocket") else "--"
+    ax.plot(epochs, err, style, marker="o", markersize=3, label=run["name"])
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("light-net test error (%)")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, ncol=2)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write_report(sweep_dir, out, title: str, note: str = "") -> str:
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  runs = collect(sweep_dir)
+  if not any(r["seeds"] for r in runs):
+    raise ValueError(f"no finished run under {sweep_dir}")
+  table = markdown_table(runs, title, note)
+  (out / "table.md").write_text(table)
+  plot_curves(runs, out / "curves.png", title)
+  slim = [{"name": r["name"], "overrides": r["overrides"],
+           "seeds": {str(s): {"final": v["final"], "curve": v["curve"]} for s, v in r["seeds"].items()}}
+          for r in runs]
+  (out / "runs.json").write_text(json.dumps(slim, indent=1))
+  return table
+
+
+def main(argv):
+  del argv
+  try:
+    print(write_report(_DIR.value, _OUT.value, _TITLE.value, _NOTE.value))
+  except (ValueError, FileNotFoundError) as e:
+    raise app.UsageError(str(e)) from e
+
+
+if __name__ == "__main__":
+  app.run(main)
