@@ -60,7 +60,8 @@ def test_training_lowers_the_loss(tmp_path):
 @pytest.mark.parametrize("method,nets", [("light", ["light"]), ("booster", ["booster"])])
 def test_single_net_methods(tmp_path, method, nets):
   result = train.train_and_evaluate(small(method=method, num_train_steps=4), tmp_path)
-  assert sorted(result["params"]) == nets
+  assert sorted(result["params"]) == sorted(nets + ["total"])
+  assert result["params"]["total"] == result["params"][nets[0]]
   assert f"test/{nets[0]}_accuracy" in result and "train/hint" not in result
 
 
