@@ -21,7 +21,12 @@ and never moves the booster (nor, through the booster's path, the shared
 layers).  The stricter variant of the paper's wording -- the hint reaches the
 shared layers through *both* paths but never the booster's own parameters --
 cannot be written as a loss; it is implemented in the train step
-(:func:`rocket.train.make_train_step`, ``gradient_block="booster_params"``).
+(:func:`rocket.train.make_train_step`, ``gradient_block="strict"``).
+
+Binary tasks (CTR): logits of shape ``[batch]`` (one logit per example) and
+labels in {0, 1} are read as the two-class logits ``[0, z]``, so every loss
+here works unchanged: cross-entropy becomes the logistic loss, KD and
+``l2_softmax`` compare sigmoid probabilities, ``mse_logits`` compares ``z``.
 """
 
 from __future__ import annotations
@@ -40,15 +45,27 @@ def _mean(per_example, weights):
   return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def two_class(logits):
+  """``[B]`` binary logits -> ``[B, 2]`` logits ``[0, z]`` (same softmax as the sigmoid); others as is."""
+  if logits.ndim != 1:
+    return logits
+  z = logits.astype(jnp.float32)[:, None]
+  return jnp.concatenate([jnp.zeros_like(z), z], axis=-1)
+
+
 def cross_entropy(logits, labels, weights=None):
-  """Mean softmax cross-entropy with integer labels."""
-  per = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+  """Mean softmax cross-entropy with integer labels; logistic loss for ``[B]`` binary logits."""
+  if logits.ndim == 1:
+    per = optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32), labels.astype(jnp.float32))
+  else:
+    per = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
   return _mean(per, weights)
 
 
 def kd_kl(student_logits, teacher_logits, temperature=4.0, weights=None):
   """Hinton's distillation term: T^2 KL(p_teacher^T || p_student^T), batch mean."""
   t = temperature
+  student_logits, teacher_logits = two_class(student_logits), two_class(teacher_logits)
   log_p_s = jax.nn.log_softmax(student_logits.astype(jnp.float32) / t)
   log_p_t = jax.nn.log_softmax(teacher_logits.astype(jnp.float32) / t)
   per = jnp.sum(jnp.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
@@ -60,6 +77,8 @@ def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0,
   """The hint term between light and booster logits (see module docstring)."""
   z_l = light_logits.astype(jnp.float32)
   z_b = booster_logits.astype(jnp.float32)
+  if z_l.ndim == 1:  # binary: one logit per example
+    z_l, z_b = z_l[:, None], z_b[:, None]
   if gradient_block:
     z_b = jax.lax.stop_gradient(z_b)
   if kind == "mse_logits":
@@ -67,6 +86,8 @@ def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0,
   elif kind == "kd_kl":
     return kd_kl(z_l, z_b, temperature, weights)
   elif kind == "l2_softmax":
+    if z_l.shape[-1] == 1:
+      z_l, z_b = two_class(z_l[:, 0]), two_class(z_b[:, 0])
     per = jnp.mean(jnp.square(jax.nn.softmax(z_l) - jax.nn.softmax(z_b)), axis=-1)
   else:
     raise ValueError(f"unknown hint kind {kind!r}; choose one of {HINT_KINDS}")
@@ -74,8 +95,11 @@ def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0,
 
 
 def accuracy_count(logits, labels, weights=None):
-  """Number of correct top-1 predictions (weighted)."""
-  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  """Number of correct top-1 predictions (weighted); ``z > 0`` vs label for binary logits."""
+  if logits.ndim == 1:
+    correct = ((logits > 0) == (labels > 0.5)).astype(jnp.float32)
+  else:
+    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
   if weights is not None:
     correct = correct * weights
   return jnp.sum(correct)

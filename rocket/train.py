@@ -30,12 +30,13 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from rocket import checkpoint as ckpt_lib
-from rocket import input_pipeline, losses, methods
-from rocket.data import Dataset, load_dataset
-from rocket.models.rocket import SHARE_SCHEMES, RocketNet, check_sharing, owner_tree
+from rocket import input_pipeline, losses, methods, tasks
+from rocket.data import Dataset
+from rocket.models.rocket import RocketNet, owner_tree
 from rocket.models.wrn import WRNSpec
 
 SCHEDULES = ("step", "cosine", "constant")
+OPTIMIZERS = ("sgd", "adam", "adagrad")
 _global_norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -61,34 +62,28 @@ class TrainState:
 
 def validate_config(config) -> None:
   """Raises ``ValueError`` with a readable message for a bad config."""
-  method = methods.get_method(config.method)
-  for net in method.nets:
-    try:
-      WRNSpec(config[net].depth, config[net].width)
-    except ValueError as e:
-      raise ValueError(f"config.{net}: {e}") from None
-  if config.share not in SHARE_SCHEMES:
-    raise ValueError(f"config.share must be one of {SHARE_SCHEMES}, got {config.share!r}")
-  if len(method.nets) == 2:
-    check_sharing(WRNSpec(config.light.depth, config.light.width),
-                  WRNSpec(config.booster.depth, config.booster.width), config.share)
+  task = tasks.get_task(config)
+  methods.get_method(config.method)
+  task.validate(config)
   if config.hint.kind not in losses.HINT_KINDS:
     raise ValueError(f"config.hint.kind must be one of {losses.HINT_KINDS}, got {config.hint.kind!r}")
   if config.hint.temperature <= 0:
     raise ValueError(f"config.hint.temperature must be > 0, got {config.hint.temperature}")
   methods.normalize_gradient_block(config.gradient_block)
-  if config.compute_dtype not in DTYPES:
+  if config.get("compute_dtype", "float32") not in DTYPES:
     raise ValueError(f"config.compute_dtype must be one of {tuple(DTYPES)}, got {config.compute_dtype!r}")
   if config.optim.schedule not in SCHEDULES:
     raise ValueError(f"config.optim.schedule must be one of {SCHEDULES}, got {config.optim.schedule!r}")
-  if config.pad_mode not in ("constant", "reflect"):
-    raise ValueError(f"config.pad_mode must be 'constant' or 'reflect', got {config.pad_mode!r}")
+  if config.optim.get("name", "sgd") not in OPTIMIZERS:
+    raise ValueError(f"config.optim.name must be one of {OPTIMIZERS}, got {config.optim.name!r}")
   if not 0.0 <= config.kd.alpha <= 1.0 or config.kd.temperature <= 0:
     raise ValueError(f"config.kd.alpha must be in [0, 1] and config.kd.temperature > 0, got "
                      f"{config.kd.alpha}, {config.kd.temperature}")
-  if config.at.beta < 0 or config.hint.warmup_epochs < 0:
-    raise ValueError("config.at.beta and config.hint.warmup_epochs must be >= 0")
-  if config.teacher_workdir and not method.needs_teacher:
+  if config.get("at") is not None and config.at.beta < 0:
+    raise ValueError("config.at.beta must be >= 0")
+  if config.hint.warmup_epochs < 0:
+    raise ValueError("config.hint.warmup_epochs must be >= 0")
+  if config.teacher_workdir and not methods.get_method(config.method).needs_teacher:
     raise ValueError(f"config.teacher_workdir is set but method {config.method!r} uses no teacher")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ValueError("set config.num_epochs or config.num_train_steps to a positive number")
@@ -99,19 +94,13 @@ def validate_config(config) -> None:
                        f"devices ({d}): each device takes an equal share of the global batch")
 
 
-def arch_fingerprint(config, ds: Dataset) -> dict[str, Any]:
+def arch_fingerprint(config, data) -> dict[str, Any]:
   """What a checkpoint must agree on to be resumed."""
-  method = methods.get_method(config.method)
-  arch = {"method": config.method, "num_classes": ds.num_classes,
-          "image_shape": list(ds.image_shape)}
-  for n in method.nets:
-    arch[n] = WRNSpec(config[n].depth, config[n].width).name
-  if len(method.nets) == 2:
-    arch["share"] = config.share
-  return arch
+  return tasks.get_task(config).arch(config, data)
 
 
 def build_model(config, num_classes: int) -> RocketNet:
+  """The WRN light/booster model of an image config (CTR: :func:`rocket.tasks.build_ctr_model`)."""
   method = methods.get_method(config.method)
   spec = lambda n: WRNSpec(config[n].depth, config[n].width) if n in method.nets else None  # noqa: E731
   return RocketNet(light=spec("light"), booster=spec("booster"), share=config.share,
@@ -120,7 +109,11 @@ def build_model(config, num_classes: int) -> RocketNet:
 
 
 def create_optimizer(config, total_steps: int, steps_per_epoch: int):
-  """SGD (Nesterov) + L2 weight decay + optional clipping; returns (tx, schedule)."""
+  """SGD (Nesterov; default), Adam or Adagrad, + L2 weight decay + optional clipping.
+
+  Returns ``(tx, schedule)``.  Weight decay is added to the gradient (PyTorch's
+  SGD convention), before the optimiser's own transformation.
+  """
   o = config.optim
   if o.schedule == "step":
     bounds = {int(round(f * total_steps)): o.lr_decay for f in o.lr_boundaries}
@@ -139,19 +132,26 @@ def create_optimizer(config, total_steps: int, steps_per_epoch: int):
     parts.append(optax.clip_by_global_norm(o.grad_clip_norm))
   if o.weight_decay > 0:
     parts.append(optax.add_decayed_weights(o.weight_decay))
-  parts.append(optax.sgd(sched, momentum=o.momentum or None, nesterov=o.nesterov))
+  name = o.get("name", "sgd")
+  if name == "adam":
+    parts.append(optax.adam(sched))
+  elif name == "adagrad":
+    parts.append(optax.adagrad(sched, initial_accumulator_value=o.get("adagrad_init", 0.1)))
+  else:
+    parts.append(optax.sgd(sched, momentum=o.momentum or None, nesterov=o.nesterov))
   return optax.chain(*parts), sched
 
 
 # --------------------------------------------------------------------------- steps
 
 
-def init_state(model: RocketNet, tx, image_shape, seed: int, mesh: Mesh) -> TrainState:
+def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.float32) -> TrainState:
+  """Initial state for inputs of per-example shape ``input_shape``, replicated on ``mesh``."""
   replicated = NamedSharding(mesh, P())
 
   @jax.jit
   def init(key):
-    variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+    variables = model.init(key, jnp.zeros((1, *input_shape), input_dtype), train=False)
     params = variables["params"]
     return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
                       tx.init(params))
@@ -160,11 +160,13 @@ def init_state(model: RocketNet, tx, image_shape, seed: int, mesh: Mesh) -> Trai
   return jax.device_put(state, replicated)
 
 
-def make_train_step(config, model: RocketNet, tx, schedule, mean, std, steps_per_epoch: int = 0,
-                    teacher_model: RocketNet | None = None) -> Callable:
-  """The pure train step ``(state, images_u8, labels, teacher_vars) -> (state, metrics)``.
+def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_epoch: int = 0,
+                    teacher_model=None, prepare: Callable | None = None) -> Callable:
+  """The pure train step ``(state, inputs, labels, teacher_vars) -> (state, metrics)``.
 
-  Augmentation and normalisation run inside it.  The forward pass is
+  ``prepare(key, inputs, train)`` turns the host batch into the model input
+  inside the step (default, for images: augmentation and normalisation with
+  ``mean``/``std``; CTR ids pass through).  The forward pass is
   linearised once (``jax.vjp``); the loss terms are then differentiated with
   respect to the nets' outputs, and pulled back through the nets.  The
   ``strict`` gradient block pulls the booster side of the light<-booster
@@ -175,14 +177,13 @@ def make_train_step(config, model: RocketNet, tx, schedule, mean, std, steps_per
   """
   method = methods.get_method(config.method)
   gblock = methods.normalize_gradient_block(config.gradient_block)
-  dtype = DTYPES[config.compute_dtype]
   base_key = jax.random.key(config.seed + 1)
-  do_augment, pad_mode = config.augment, config.pad_mode
+  if prepare is None:
+    prepare = tasks.image_prepare(config, mean, std)
 
   def train_step(state: TrainState, images, labels, teacher_vars=None):
     key = jax.random.fold_in(base_key, state.step)
-    x = input_pipeline.augment(key, images, pad=4, pad_mode=pad_mode) if do_augment else images
-    x = input_pipeline.normalize(x, mean, std, dtype)
+    x = prepare(key, images, True)
     weights = methods.term_weights(method, config, state.step, steps_per_epoch)
     teacher = None
     if method.needs_teacher:
@@ -418,9 +419,11 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
            f"in {tdir}")
       train_and_evaluate(tconfig, tdir)
   summary = json.loads((tdir / "final.json").read_text())
-  model = build_model(tconfig, ds.num_classes)
+  task = tasks.get_task(config)
+  model = task.build_model(tconfig, ds)
   tx, _ = create_optimizer(tconfig, 1, 1)
-  abstract = jax.eval_shape(lambda: init_state(model, tx, ds.image_shape, 0, mesh))
+  shape, dtype = task.input_spec(ds)
+  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
                                                           sharding=NamedSharding(mesh, P())), abstract)
   ck = ckpt_lib.Checkpoints(tdir / "checkpoints")
@@ -447,11 +450,13 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   validate_config(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  ds = load_dataset(config)
+  task = tasks.get_task(config)
+  ds = task.load(config)
   method = methods.get_method(config.method)
-  n_train = len(ds.train_labels)
+  train_inputs, train_labels = task.train_arrays(ds)
+  n_train = len(train_labels)
   if n_train < config.batch_size:
-    raise ValueError(f"the training set has {n_train} images, fewer than batch_size="
+    raise ValueError(f"the training set has {n_train} examples, fewer than batch_size="
                      f"{config.batch_size}")
   spe = n_train // config.batch_size
   total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe
@@ -459,9 +464,10 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
 
   mesh = make_mesh()
   data_sharding = NamedSharding(mesh, P("data"))
-  model = build_model(config, ds.num_classes)
+  model = task.build_model(config, ds)
   tx, schedule = create_optimizer(config, total_steps, spe)
-  state = init_state(model, tx, ds.image_shape, config.seed, mesh)
+  input_shape, input_dtype = task.input_spec(ds)
+  state = init_state(model, tx, input_shape, config.seed, mesh, input_dtype)
   arch = arch_fingerprint(config, ds)
   n_params = count_params(state.params)
   teacher_model = teacher_vars = teacher_summary = None
@@ -480,11 +486,11 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   metrics_path = workdir / "metrics.jsonl"
   _truncate_metrics(metrics_path, start_step)
 
-  train_step = jax.jit(make_train_step(config, model, tx, schedule, ds.mean, ds.std, spe,
-                                       teacher_model), donate_argnums=0)
-  eval_step = jax.jit(make_eval_step(config, model, ds.mean, ds.std))
-  _say(f"{config.method} on {ds.description}: {n_train} train / {len(ds.test_labels)} test "
-       f"images, {total_steps} steps ({spe} per epoch), params {n_params}, "
+  train_step = jax.jit(make_train_step(config, model, tx, schedule, steps_per_epoch=spe,
+                                       teacher_model=teacher_model, prepare=task.prepare_fn(config, ds)),
+                       donate_argnums=0)
+  evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
+  _say(f"{config.method} on {task.describe(ds)}, {total_steps} steps ({spe} per epoch), params {n_params}, "
        f"{jax.device_count()} x {jax.devices()[0].device_kind}")
 
   t0 = time.time()
@@ -498,7 +504,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     bar = tqdm(total=total_steps, initial=start_step, desc=config.method, unit="step",
                dynamic_ncols=True)
   batches = input_pipeline.train_batches(
-      ds.train_images, ds.train_labels, seed=config.seed, batch_size=config.batch_size,
+      train_inputs, train_labels, seed=config.seed, batch_size=config.batch_size,
       start_step=start_step, num_steps=total_steps, sharding=data_sharding)
   try:
     with _stop_signals() as stop:
@@ -525,14 +531,11 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
           cb(done, state)
         if is_eval:
           record = {"step": done, "epoch": done / spe, "wall_time_s": round(elapsed(), 2),
-                    **window.means(), **evaluate(eval_step, state, ds, config.eval_batch_size,
-                                                  data_sharding)}
+                    **window.means(), **evaluate_state(state)}
           if jax.process_index() == 0:
             with metrics_path.open("a") as f:
               f.write(json.dumps(record) + "\n")
-          summary = "  ".join(f"{k.split('/')[1]}={v:.4f}" for k, v in record.items()
-                              if k.startswith("test/") and k.endswith("accuracy"))
-          _say(f"step {done} epoch {done / spe:.2f}: {summary}", bar)
+          _say(f"step {done} epoch {done / spe:.2f}: {task.headline(record)}", bar)
           ckpts.save(done, state, meta_now())
           last_good, last_eval = done, record
         elif config.checkpoint_every_steps and done % config.checkpoint_every_steps == 0:
@@ -546,12 +549,11 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     ckpts.close()
   if not last_eval:  # resumed a finished run: evaluate the restored state
     last_eval = {"step": start_step, "epoch": start_step / spe, "wall_time_s": round(elapsed0, 2),
-                 **evaluate(
-        eval_step, state, ds, config.eval_batch_size, data_sharding)}
+                 **evaluate_state(state)}
   last_eval["params"] = n_params
   if teacher_summary is not None:
-    last_eval["teacher"] = {k: teacher_summary[k] for k in
-                            ("test/booster_accuracy", "wall_time_s", "params") if k in teacher_summary}
+    last_eval["teacher"] = {k: v for k, v in teacher_summary.items()
+                            if k.startswith("test/booster_") or k in ("wall_time_s", "params")}
   last_eval["device"] = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
   last_eval["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
   if jax.process_index() == 0:
