@@ -118,6 +118,113 @@ def markdown_table(runs: list[dict], title: str, note: str = "") -> str:
   return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- CTR
+
+
+def is_ctr(runs: list[dict]) -> bool:
+  return any(r["config"].get("task") == "ctr" for run in runs for r in run["seeds"].values())
+
+
+def best_valid_record(curve: list[dict], net: str) -> dict:
+  """The evaluation with the best validation AUC of ``net`` (early stopping); the last one if
+  the run has no validation split."""
+  key = f"valid/{net}_auc"
+  scored = [r for r in curve if key in r]
+  return max(scored, key=lambda r: r[key]) if scored else curve[-1]
+
+
+def summarize_ctr(run: dict) -> dict:
+  out = {"name": run["name"], "n": len(run["seeds"])}
+  for net in ("light", "booster"):
+    for k in ("auc", "gauc", "logloss"):
+      out[f"{net}_{k}"] = []
+  finals = [r["final"] for r in run["seeds"].values()]
+  for r in run["seeds"].values():
+    for net in ("light", "booster"):
+      if not r["curve"] or f"test/{net}_auc" not in r["curve"][-1]:
+        continue
+      rec = best_valid_record(r["curve"], net)
+      for k in ("auc", "gauc", "logloss"):
+        out[f"{net}_{k}"].append(rec[f"test/{net}_{k}"])
+  out["epochs"] = [best_valid_record(r["curve"], "light")["epoch"] for r in run["seeds"].values()
+                   if r["curve"] and "test/light_auc" in r["curve"][-1]]
+  f0 = finals[0] if finals else {}
+  out["light_params"] = f0.get("params", {}).get("light")
+  out["light_bytes"] = f0.get("bytes/light_bytes")
+  out["light_emb_bytes"] = f0.get("bytes/light_embedding_bytes")
+  out["time_min"] = [f.get("wall_time_s", 0) / 60 for f in finals]
+  out["device"] = f0.get("device", "?")
+  return out
+
+
+def _ms4(values) -> str:
+  if not values:
+    return "–"
+  if len(values) == 1:
+    return f"{values[0]:.4f}"
+  return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def markdown_table_ctr(runs: list[dict], title: str, note: str = "") -> str:
+  rows = [summarize_ctr(r) for r in runs]
+  devices = sorted({r["device"] for r in rows if r["n"]})
+  lines = [f"# {title}", ""]
+  if note:
+    lines += [note, ""]
+  lines += [f"Device(s) that produced the runs: {', '.join(devices) or '?'}. "
+            f"Table written {time.strftime('%Y-%m-%d')} by `python -m rocket.report "
+            f"{' '.join(sys.argv[1:])}`.", "",
+            "Test metrics (mean ± std over seeds) at the epoch with each net's best *validation* AUC "
+            "(early stopping; the epoch is listed for the light net). GAUC: per-user AUC weighted by "
+            "the user's test impressions, users with one class only skipped. Bytes: what the light "
+            "net needs at serving time (its embedding tables + its own layers).", "",
+            "| run | seeds | light AUC | light GAUC | light logloss | booster AUC | booster GAUC | "
+            "light epoch | light bytes | of which embeddings | time (min) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+  fmt = lambda n: f"{n:,}" if n else "–"  # noqa: E731
+  for r in rows:
+    lines.append(
+        f"| {r['name']} | {r['n']} | {_ms4(r['light_auc'])} | {_ms4(r['light_gauc'])} | "
+        f"{_ms4(r['light_logloss'])} | {_ms4(r['booster_auc'])} | {_ms4(r['booster_gauc'])} | "
+        f"{mean_std(r['epochs'])} | {fmt(r['light_bytes'])} | {fmt(r['light_emb_bytes'])} | "
+        f"{mean_std(r['time_min'])} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_ctr(runs: list[dict], path, title: str = "") -> None:
+  """Light-net validation AUC per epoch (mean over seeds), and test AUC against light bytes."""
+  import matplotlib  # noqa: PLC0415
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5))
+  for run in runs:
+    curves = [r["curve"] for r in run["seeds"].values()
+              if r["curve"] and "valid/light_auc" in r["curve"][0]]
+    if curves:
+      n = min(len(c) for c in curves)
+      ax.plot([curves[0][i]["epoch"] for i in range(n)],
+              [statistics.mean(c[i]["valid/light_auc"] for c in curves) for i in range(n)],
+              marker="o", markersize=3, label=run["name"])
+    s = summarize_ctr(run)
+    if s["light_auc"] and s["light_bytes"]:
+      bx.scatter([s["light_bytes"]], [statistics.mean(s["light_auc"])])
+      bx.annotate(run["name"], (s["light_bytes"], statistics.mean(s["light_auc"])), fontsize=7)
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("light-net validation AUC")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  bx.set_xscale("log")
+  bx.set_xlabel("light-net bytes at serving time")
+  bx.set_ylabel("light-net test AUC (best-valid epoch)")
+  bx.grid(alpha=0.3)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def plot_curves(runs: list[dict], path, title: str = "") -> None:
   import matplotlib  # noqa: PLC0415
 
@@ -152,11 +259,16 @@ def write_report(sweep_dir, out, title: str, note: str = "") -> str:
   runs = collect(sweep_dir)
   if not any(r["seeds"] for r in runs):
     raise ValueError(f"no finished run under {sweep_dir}")
-  table = markdown_table(runs, title, note)
+  if is_ctr(runs):
+    table = markdown_table_ctr(runs, title, note)
+    plot_ctr(runs, out / "curves.png", title)
+  else:
+    table = markdown_table(runs, title, note)
+    plot_curves(runs, out / "curves.png", title)
   (out / "table.md").write_text(table)
-  plot_curves(runs, out / "curves.png", title)
   slim = [{"name": r["name"], "overrides": r["overrides"],
-           "seeds": {str(s): {"final": v["final"], "curve": v["curve"]} for s, v in r["seeds"].items()}}
+           "seeds": {str(s): {"final": v["final"], "curve": v["curve"], "config": v["config"]}
+                     for s, v in r["seeds"].items()}}
           for r in runs]
   (out / "runs.json").write_text(json.dumps(slim, indent=1))
   return table

@@ -127,7 +127,8 @@ def main(argv):
     try:
       config = apply_overrides(_CONFIG.value, overrides)
       result = train.train_and_evaluate(config, wd)
-      acc = {k: round(v, 4) for k, v in result.items() if k.endswith("accuracy")}
+      acc = {k: round(v, 4) for k, v in result.items()
+             if k.startswith("test/") and k.endswith(("accuracy", "auc"))}
       print(f"{label}: finished in {time.time() - t0:.0f}s {acc}", flush=True)
     except Exception as e:  # noqa: BLE001 -- one broken run must not stop the sweep
       failed.append(run["name"])

@@ -52,6 +52,11 @@ class Task:
   def make_evaluator(self, config, model, data, sharding) -> Callable: ...
   def headline(self, record: dict) -> str: ...
 
+  def sizes(self, params) -> dict:
+    """Extra size figures for final.json (bytes of what is served)."""
+    del params
+    return {}
+
 
 # --------------------------------------------------------------------------- image
 
@@ -240,6 +245,20 @@ class CTRTask(Task):
   def headline(self, record):
     return "  ".join(f"{k.split('/')[1]}={v:.4f}" for k, v in record.items()
                      if k.startswith("test/") and k.endswith(("auc", "gauc")))
+
+  def sizes(self, params):
+    """Bytes each net needs at serving time, and the bytes of the embedding tables it reads."""
+    from rocket.ctr.embeddings import embedding_bytes  # noqa: PLC0415
+
+    out = {}
+    for net in ("light", "booster"):
+      if net not in params:
+        continue
+      emb = params["shared"]["embedding"] if "shared" in params else params[net]["embedding"]
+      own = {k: v for k, v in params[net].items() if k != "embedding"}
+      out[f"{net}_embedding_bytes"] = embedding_bytes(emb)
+      out[f"{net}_bytes"] = embedding_bytes(emb) + embedding_bytes(own)
+    return out
 
 
 def build_ctr_model(config, ds):

@@ -190,7 +190,7 @@ def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_
       t_out = teacher_model.apply(teacher_vars, x, train=False)
       (net,) = teacher_model.nets
       teacher = jax.lax.stop_gradient(
-          {"logits": t_out["logits"][net], "features": t_out["features"][net]})
+          {"logits": t_out["logits"][net], "features": t_out["features"].get(net)})
 
     def forward(params):
       out, mut = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
@@ -415,8 +415,7 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
             f"--config.teacher_workdir={tdir} to use it as it is.")
       _say(f"reusing the finished teacher in {tdir}")
     else:
-      _say(f"training the teacher ({WRNSpec(tconfig.booster.depth, tconfig.booster.width).name}) "
-           f"in {tdir}")
+      _say(f"training the teacher (a booster net alone) in {tdir}")
       train_and_evaluate(tconfig, tdir)
   summary = json.loads((tdir / "final.json").read_text())
   task = tasks.get_task(config)
@@ -551,6 +550,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     last_eval = {"step": start_step, "epoch": start_step / spe, "wall_time_s": round(elapsed0, 2),
                  **evaluate_state(state)}
   last_eval["params"] = n_params
+  last_eval.update({f"bytes/{k}": v for k, v in task.sizes(jax.device_get(state.params)).items()})
   if teacher_summary is not None:
     last_eval["teacher"] = {k: v for k, v in teacher_summary.items()
                             if k.startswith("test/booster_") or k in ("wall_time_s", "params")}
@@ -559,3 +559,46 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   if jax.process_index() == 0:
     (workdir / "final.json").write_text(json.dumps(last_eval, indent=1, sort_keys=True) + "\n")
   return last_eval
+
+
+@dataclasses.dataclass
+class Run:
+  """A finished (or checkpointed) run, loaded back: see :func:`load_run`."""
+  config: Any
+  task: Any
+  data: Any
+  model: Any
+  state: TrainState
+  step: int
+
+
+def load_run(workdir, config=None) -> Run:
+  """Loads a run's config (``config.json``), data, model and latest checkpoint.
+
+  For notebooks, export and evaluation; ``config`` overrides the stored one.
+  """
+  import ml_collections  # noqa: PLC0415
+
+  workdir = pathlib.Path(workdir)
+  if config is None:
+    path = workdir / "config.json"
+    if not path.is_file():
+      raise ValueError(f"{workdir} holds no config.json: is it the --workdir of a rocket run?")
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  task = tasks.get_task(config)
+  data = task.load(config)
+  model = task.build_model(config, data)
+  tx, _ = create_optimizer(config, 1, 1)
+  mesh = make_mesh()
+  shape, dtype = task.input_spec(data)
+  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
+                                                          sharding=NamedSharding(mesh, P())), abstract)
+  ck = ckpt_lib.Checkpoints(workdir / "checkpoints")
+  try:
+    state, _ = ck.restore(abstract, task.arch(config, data))
+  finally:
+    ck.close()
+  if state is None:
+    raise ckpt_lib.CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train the run first")
+  return Run(config, task, data, model, state, int(state.step))

@@ -16,11 +16,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def load_config(arg="tiny", **overrides):
-  """configs/cifar10.py with a preset and dotted-key overrides."""
+def load_config(arg="tiny", file="cifar10.py", **overrides):
+  """configs/<file> (default cifar10.py) with a preset and dotted-key overrides."""
   import importlib.util
 
-  spec = importlib.util.spec_from_file_location("cifar10_config", ROOT / "configs" / "cifar10.py")
+  spec = importlib.util.spec_from_file_location("config_" + file[:-3], ROOT / "configs" / file)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   config = mod.get_config(arg)

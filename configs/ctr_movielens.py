@@ -1,0 +1,15 @@
+r"""Rocket Launching on MovieLens-100k as CTR (label = rating >= 4; per-user temporal split).
+
+    python -m rocket.main --config=configs/ctr_movielens.py --workdir=/tmp/ml100k
+
+Presets after ``:``: ``quick`` (2 epochs), ``tiny`` (synthetic data, for tests).
+"""
+
+from rocket.ctr.config import apply_preset, base_config
+
+
+def get_config(arg: str = ""):
+  c = base_config("movielens")
+  c.features.crosses = "item*user_age*user_gender,item*user_occupation"
+  c.batch_size = 512
+  return apply_preset(c, arg, "configs/ctr_movielens.py")

@@ -1,0 +1,83 @@
+"""The shared base of the CTR config files (``configs/ctr_*.py``).
+
+Every field can be overridden on the command line, e.g.::
+
+    python -m rocket.main --config=configs/ctr_frappe.py --workdir=/tmp/frappe \
+        --config.method=light --config.embedding.rows=qr --config.embedding.buckets=500
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from rocket.ctr.embeddings import default_embedding_config
+
+
+def base_config(dataset: str) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.task = "ctr"
+
+  # What to train (methods: light | booster | rocket | rocket_kd | kd).
+  c.method = "rocket"
+  # The served net: a small MLP over the concatenated embeddings (lr | fm | mlp).
+  c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0))
+  # The booster: deep and wide MLP with DCN-v2 cross layers beside it.
+  c.booster = ml_collections.ConfigDict(dict(kind="mlp", hidden="512,256,128", cross_layers=2))
+  c.share = "embedding"  # embedding (paper: the nets share the embedding layer) | none
+  c.hint = ml_collections.ConfigDict(dict(kind="mse_logits", weight=0.1, temperature=1.0,
+                                          warmup_epochs=0.0))
+  c.kd = ml_collections.ConfigDict(dict(alpha=0.5, temperature=1.0))
+  c.teacher_workdir = ""
+  c.gradient_block = "on"  # on | off | strict
+
+  # Data and features.
+  c.dataset = dataset  # frappe | movielens | synthetic_ctr | criteo | avazu
+  c.data_dir = ""  # "" = ../shared/data/ctr/<dataset> beside the checkout, or $ROCKET_DATA_DIR/ctr
+  c.cache_dir = ""
+  c.features = ml_collections.ConfigDict(dict(
+      min_count=1,  # values seen fewer times in train map to the OOV id 0
+      hash_buckets=0,  # >0: hashing trick for every base field instead of a vocabulary
+      train_subset=0,
+      crosses="",  # hashed crosses computed in-graph, e.g. "item*user_age,item*user_gender"
+      cross_buckets=10_000,
+  ))
+  c.synthetic_ctr = ml_collections.ConfigDict(dict(num_users=200, num_items=300, num_train=20_000,
+                                                   num_test=4_000))
+  c.embedding = default_embedding_config()  # compression: rows / dims / rank / dtype / qat
+
+  # Optimisation.
+  c.num_epochs = 5  # Frappe and MovieLens overfit after a few epochs; metrics.jsonl has every epoch
+  c.num_train_steps = 0
+  c.batch_size = 1024
+  c.eval_batch_size = 4096
+  c.optim = ml_collections.ConfigDict(dict(
+      name="adam", lr=1e-3, momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant",
+      lr_boundaries=(0.5, 0.75), lr_decay=0.1, warmup_epochs=0.0, grad_clip_norm=0.0))
+  c.compute_dtype = "float32"
+  c.seed = 0
+
+  # Bookkeeping.
+  c.eval_every_epochs = 1.0
+  c.eval_every_steps = 0
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 0
+  c.max_checkpoints = 2
+  c.progress_bar = True
+  return c
+
+
+def apply_preset(c: ml_collections.ConfigDict, arg: str, path: str) -> ml_collections.ConfigDict:
+  """Presets shared by the CTR config files: "" (full), "quick" (a minute on CPU), "tiny" (tests)."""
+  if arg == "quick":
+    c.num_epochs = 2
+  elif arg == "tiny":
+    c.dataset = "synthetic_ctr"
+    c.synthetic_ctr.num_train, c.synthetic_ctr.num_test = 2048, 512
+    c.features.crosses = "item*hour"  # the synthetic fields: user, item, hour, device
+    c.booster.hidden = "64,32"
+    c.num_epochs, c.batch_size, c.eval_batch_size = 2, 256, 512
+    c.log_every_steps = 4
+    c.progress_bar = False
+  elif arg:
+    raise ValueError(f"unknown preset {arg!r} for {path}; use '', 'quick' or 'tiny'")
+  return c

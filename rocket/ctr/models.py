@@ -1,0 +1,201 @@
+"""CTR light and booster nets sharing one embedding layer (Rocket Launching, paper Sec. 4.3).
+
+``CTRRocketNet`` is one pure Flax module: ids in, one logit per example and net out::
+
+    out = model.apply({"params": params}, ids)          # ids: int32 [B, F]
+    out["logits"]["light"], out["logits"]["booster"]    # float32 [B]
+
+Inputs are the base fields' ids (column ``f`` in ``[0, vocab_sizes[f])``, 0 = OOV).
+Hashed feature crosses (``crosses``: tuples of base-field indices) are computed
+*inside* the model with :func:`rocket.ctr.hashing.cross_ids`, so an exported
+light net crosses a user's features with each candidate ad's at serving time,
+and host and device agree on the ids bit for bit.
+
+Parameter tree:
+
+* ``shared/embedding`` -- the embedding tables, when two nets share them
+  (``share="embedding"``, the paper's choice);
+* ``light`` / ``booster`` -- each net's own layers (and its own embedding
+  tables under ``share="none"`` or when the model holds a single net).
+
+Nets (``NetSpec``):
+
+* ``lr``: logistic regression -- a learned scalar per feature (a 1-wide
+  embedding lookup summed over fields) plus a bias;
+* ``fm``: factorisation machine -- ``lr`` plus the pairwise interactions
+  ``sum_{i<j} <e_i, e_j>`` of the (shared) embeddings;
+* ``mlp``: concatenated embeddings -> ReLU MLP (``hidden``) -> logit;
+  ``cross_layers > 0`` puts DCN-v2 cross layers (Wang et al., 2021) in parallel
+  with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from rocket.ctr import hashing
+from rocket.ctr.embeddings import FieldEmbeddings
+
+NETS = ("light", "booster")
+NET_KINDS = ("lr", "fm", "mlp")
+SHARE_SCHEMES = ("embedding", "none")
+_WIDE = 2**31 - 1  # intermediate bucket count when crossing three or more fields
+
+
+@dataclasses.dataclass(frozen=True)
+class NetSpec:
+  kind: str = "mlp"
+  hidden: tuple[int, ...] = (64,)
+  cross_layers: int = 0
+
+  def __post_init__(self):
+    if self.kind not in NET_KINDS:
+      raise ValueError(f"net kind must be one of {NET_KINDS}, got {self.kind!r}")
+    if any(h <= 0 for h in self.hidden) or self.cross_layers < 0:
+      raise ValueError(f"hidden sizes must be > 0 and cross_layers >= 0, got {self}")
+    if self.kind != "mlp" and (self.cross_layers or self.hidden):
+      object.__setattr__(self, "hidden", ())
+      object.__setattr__(self, "cross_layers", 0)
+
+  @classmethod
+  def from_config(cls, c) -> "NetSpec":
+    hidden = c.get("hidden", "")
+    if isinstance(hidden, int):
+      hidden = (hidden,)
+    if isinstance(hidden, str):
+      try:
+        hidden = tuple(int(h) for h in hidden.replace(" ", "").split(",") if h)
+      except ValueError:
+        raise ValueError(f"hidden must be a comma list of layer widths like '256,128', "
+                         f"got {hidden!r}") from None
+    return cls(kind=c.get("kind", "mlp"), hidden=tuple(hidden), cross_layers=int(c.get("cross_layers", 0)))
+
+  @property
+  def name(self) -> str:
+    if self.kind != "mlp":
+      return self.kind.upper()
+    s = "MLP-" + "x".join(map(str, self.hidden)) if self.hidden else "MLP-linear"
+    return s + (f"+DCNv2x{self.cross_layers}" if self.cross_layers else "")
+
+
+def crossed_ids(ids, crosses: tuple[tuple[int, ...], ...], buckets: int, xp=jnp):
+  """Hashed cross ids ``[B, len(crosses)]`` of the base ids ``[B, F]`` (numpy or jax)."""
+  cols = []
+  for k, fields in enumerate(crosses):
+    h = ids[:, fields[0]]
+    for j, f in enumerate(fields[1:]):
+      last = j == len(fields) - 2
+      h = hashing.cross_ids(h, ids[:, f], buckets if last else _WIDE, salt=k + 1, xp=xp)
+    cols.append(h)
+  return xp.stack(cols, axis=1).astype(xp.int32)
+
+
+class _Head(nn.Module):
+  spec: NetSpec
+  vocab_sizes: tuple[int, ...]  # all fields, crosses included (for the lr/fm linear part)
+  emb_cfg: Any
+
+  @nn.compact
+  def __call__(self, ids, emb):
+    s = self.spec
+    if s.kind in ("lr", "fm"):
+      # One scalar per feature: the embedding's row scheme and storage, width 1.
+      w = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes, dim=1, dims="", rank=0,
+                                      name="linear")(ids)  # [B, F, 1]
+      z = jnp.sum(w[..., 0], axis=-1) + self.param("bias", nn.initializers.zeros, ())
+      if s.kind == "fm":
+        sq_sum = jnp.square(jnp.sum(emb, axis=1))
+        sum_sq = jnp.sum(jnp.square(emb), axis=1)
+        z = z + 0.5 * jnp.sum(sq_sum - sum_sq, axis=-1)
+      return z
+    x0 = emb.reshape(emb.shape[0], -1)
+    h = x0
+    for i, width in enumerate(s.hidden):
+      h = nn.relu(nn.Dense(width, name=f"dense{i}")(h))
+    parts = [h]
+    if s.cross_layers:
+      x = x0
+      for i in range(s.cross_layers):
+        x = x0 * nn.Dense(x0.shape[-1], name=f"cross{i}")(x) + x
+      parts.append(x)
+    return nn.Dense(1, name="out")(jnp.concatenate(parts, -1))[:, 0]
+
+
+class _Net(nn.Module):
+  spec: NetSpec
+  vocab_sizes: tuple[int, ...]
+  emb_cfg: Any
+  own_embedding: bool
+
+  def setup(self):
+    if self.own_embedding:
+      self.embedding = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes)
+    self.head = _Head(self.spec, self.vocab_sizes, self.emb_cfg)
+
+  def __call__(self, ids, emb=None):
+    if self.own_embedding:
+      emb = self.embedding(ids)
+    return self.head(ids, emb)
+
+
+class _Shared(nn.Module):
+  vocab_sizes: tuple[int, ...]
+  emb_cfg: Any
+
+  def setup(self):
+    self.embedding = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes)
+
+  def __call__(self, ids):
+    return self.embedding(ids)
+
+
+class CTRRocketNet(nn.Module):
+  """Light + booster CTR nets over a shared embedding layer (see module docstring)."""
+
+  light: Optional[NetSpec]
+  booster: Optional[NetSpec]
+  base_vocab_sizes: tuple[int, ...]
+  emb_cfg: Any  # the config.embedding ConfigDict, frozen (ml_collections.FrozenConfigDict)
+  share: str = "embedding"
+  crosses: tuple[tuple[int, ...], ...] = ()
+  cross_buckets: int = 10_000
+
+  @property
+  def nets(self) -> tuple[str, ...]:
+    return tuple(n for n in NETS if getattr(self, n) is not None)
+
+  @property
+  def vocab_sizes(self) -> tuple[int, ...]:
+    return tuple(self.base_vocab_sizes) + (self.cross_buckets,) * len(self.crosses)
+
+  @property
+  def shares_embedding(self) -> bool:
+    return self.share == "embedding" and len(self.nets) == 2
+
+  def setup(self):
+    if not self.nets:
+      raise ValueError("CTRRocketNet needs at least one of light/booster.")
+    if self.share not in SHARE_SCHEMES:
+      raise ValueError(f"share for CTR models must be one of {SHARE_SCHEMES}, got {self.share!r}")
+    if self.shares_embedding:
+      self.shared = _Shared(self.vocab_sizes, self.emb_cfg)
+    self.towers = {n: _Net(getattr(self, n), self.vocab_sizes, self.emb_cfg, not self.shares_embedding,
+                           name=n) for n in self.nets}
+
+  def all_ids(self, ids):
+    ids = ids.astype(jnp.int32)
+    if not self.crosses:
+      return ids
+    return jnp.concatenate([ids, crossed_ids(ids, self.crosses, self.cross_buckets)], axis=1)
+
+  def __call__(self, ids, train: bool = False, only: Optional[str] = None):
+    """``only="light"`` runs the light net alone (serving); the booster is not touched."""
+    del train  # no dropout / batch norm in these nets
+    ids = self.all_ids(ids)
+    nets = (only,) if only else self.nets
+    emb = self.shared(ids) if self.shares_embedding else None
+    return {"logits": {n: self.towers[n](ids, emb) for n in nets}, "features": {}}

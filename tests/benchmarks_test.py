@@ -1,0 +1,114 @@
+"""The benchmarks' --quick modes run end to end (no timing assertions), so they cannot rot."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import common, cotrain_vs_separate, input_pipeline, kd_vs_rocket_time, profile_cpu
+from benchmarks import train_step
+from tests.conftest import ROOT
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+FAST = ["--steps=1", "--repeats=1", "--warmup=1"]
+
+
+def test_train_step_quick(tmp_path):
+  out = train_step.main(["--quick", "--torch=off", *FAST, f"--json_out={tmp_path / 'r.json'}"])
+  rows = {r["name"]: r for r in out["rows"]}
+  assert set(rows) == {"light", "booster", "rocket"}
+  for r in rows.values():
+    assert r["images_per_s"] > 0 and r["xla_gflop_per_step"] > 0
+  assert out["matmul_peak_flop_s"] > 0 and out["ratios"] == {}
+  assert json.loads((tmp_path / "r.json").read_text())["benchmark"] == "train_step"
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (optional benchmark dependency)")
+def test_train_step_quick_with_torch():
+  out = train_step.main(["--quick", "--nets=light", "--torch=on", *FAST])
+  names = {r["name"] for r in out["rows"]}
+  assert names == {"light", "torch_nchw", "torch_channels_last"}
+  assert set(out["ratios"]) == {"jax_light/torch_nchw", "jax_light/torch_channels_last"}
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (optional benchmark dependency)")
+@pytest.mark.parametrize("depth", [10, 16])
+def test_torch_wrn_is_the_same_architecture(depth):
+  """Same parameter count and analytic FLOPs as the flax WRN (BN running stats excluded)."""
+  import jax
+  import jax.numpy as jnp
+  import torch
+
+  from rocket.models.wrn import WideResNet
+
+  model = WideResNet(depth, 1)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
+  n_jax = sum(x.size for x in jax.tree.leaves(shapes["params"]))
+  net = train_step.make_torch_wrn(depth, 1)
+  assert sum(p.numel() for p in net.parameters()) == n_jax
+  assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_torch_skipped_cleanly_when_absent(monkeypatch, capsys):
+  monkeypatch.setattr(train_step, "torch_available", lambda: False)
+  out = train_step.main(["--quick", "--nets=light", *FAST])
+  assert [r["name"] for r in out["rows"]] == ["light"]
+  assert "PyTorch comparison skipped" in capsys.readouterr().out
+
+
+def test_cotrain_vs_separate_quick():
+  out = cotrain_vs_separate.main(["--quick", "--booster_depth=10", *FAST])  # programs shared with train_step
+  assert {"time rocket_group_bottom/(light+booster)",
+          "flops rocket_group_bottom/(light+booster)"} <= set(out["ratios"])
+  assert 0 < out["ratios"]["flops rocket_group_bottom/(light+booster)"] < 1  # the stem is shared
+
+
+def test_input_pipeline_quick():
+  out = input_pipeline.main(["--quick", *FAST])
+  assert {r["name"] for r in out["rows"]} == {"host", "host+augment", "augment", "train_step",
+                                                "train_loop"}
+  assert all(v > 0 for v in out["ratios"].values())
+
+
+def test_kd_vs_rocket_time_quick():
+  out = kd_vs_rocket_time.main(["--quick", "--steps=2"])
+  assert set(out["results"]) == {"rocket", "kd"}
+  assert out["ratios"]["kd/rocket"] > 0
+  assert out["results"]["kd"]["teacher_loop_s"] is not None
+
+
+def test_profile_cpu_lists_variants(capsys):
+  profile_cpu.main(["--list"])
+  assert "two_devices" in capsys.readouterr().out
+
+
+def test_flops_of_accepts_dict_and_list():
+  class C:
+    def __init__(self, ca):
+      self.ca = ca
+
+    def cost_analysis(self):
+      return self.ca
+
+  assert common.flops_of(C({"flops": 3.0})) == 3.0
+  assert common.flops_of(C([{"flops": 1.0}, {"flops": 2.0}])) == 3.0
+  assert common.flops_of(C(None)) is None
+
+
+def test_xla_flags_refused_after_jax_started():
+  import jax
+
+  jax.devices()
+  with pytest.raises(RuntimeError, match="fresh process"):
+    common.set_xla_flags("--xla_cpu_use_onednn=true")
+
+
+@pytest.mark.parametrize("script", ["train_step", "cotrain_vs_separate", "input_pipeline",
+                                    "kd_vs_rocket_time", "profile_cpu"])
+def test_scripts_run_from_the_command_line(script):
+  proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--help"],
+                        capture_output=True, text=True, timeout=60, check=False)
+  assert proc.returncode == 0, proc.stderr
+  assert "--quick" in proc.stdout

@@ -1,0 +1,193 @@
+"""CTR models, the shared train loop on CTR data, and the exported scorer."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from conftest import ROOT, load_config
+
+from rocket import methods, train
+from rocket.ctr import data as ctr_data
+from rocket.ctr import export, hashing
+from rocket.ctr.embeddings import default_embedding_config
+from rocket.ctr.models import CTRRocketNet, NetSpec, crossed_ids
+from rocket.ctr.serving import Scorer
+
+FRAPPE = ROOT.parent / "shared" / "data" / "ctr" / "frappe" / "frappe_libfm.npz"
+
+
+def tiny(**overrides):
+  return load_config("tiny", file="ctr_frappe.py", **overrides)
+
+
+def model(share="embedding", light=NetSpec("mlp", (8,)), booster=NetSpec("mlp", (16, 8), 1),
+          crosses=((0, 1),)):
+  return CTRRocketNet(light=light, booster=booster, base_vocab_sizes=(5, 7, 3),
+                      emb_cfg=ml_collections.FrozenConfigDict(default_embedding_config()),
+                      share=share, crosses=crosses, cross_buckets=11)
+
+
+IDS = jnp.asarray(np.random.default_rng(0).integers(0, 3, (6, 3)), jnp.int32)
+
+
+def test_param_tree_follows_the_sharing_scheme():
+  p = model().init(jax.random.key(0), IDS)["params"]
+  assert set(p) == {"shared", "light", "booster"} and "embedding" in p["shared"]
+  assert "embedding" not in p["light"] and "embedding" not in p["booster"]
+  p = model(share="none").init(jax.random.key(0), IDS)["params"]
+  assert set(p) == {"light", "booster"} and "embedding" in p["light"] and "embedding" in p["booster"]
+  p = model(booster=None).init(jax.random.key(0), IDS)["params"]
+  assert set(p) == {"light"} and "embedding" in p["light"]
+  out = model().apply({"params": model().init(jax.random.key(0), IDS)["params"]}, IDS)
+  assert out["logits"]["light"].shape == (6,) and out["logits"]["booster"].shape == (6,)
+
+
+@pytest.mark.parametrize("kind", ["lr", "fm", "mlp"])
+def test_light_kinds(kind):
+  m = model(light=NetSpec(kind, (8,)))
+  variables = m.init(jax.random.key(1), IDS)
+  z = m.apply(variables, IDS, only="light")["logits"]
+  assert set(z) == {"light"} and z["light"].shape == (6,)
+
+
+def test_fm_interaction_matches_pairwise_sum():
+  m = model(light=NetSpec("fm"), booster=None, crosses=())
+  params = m.init(jax.random.key(2), IDS)["params"]
+  z = m.apply({"params": params}, IDS)["logits"]["light"]
+  emb = m.apply({"params": params}, IDS, method=lambda mod, ids: mod.towers["light"].embedding(ids))
+  lin = m.apply({"params": params}, IDS,
+                method=lambda mod, ids: mod.towers["light"].head(ids, jnp.zeros_like(emb)))
+  e = np.asarray(emb)
+  pair = sum(np.sum(e[:, i] * e[:, j], -1) for i in range(3) for j in range(i + 1, 3))
+  np.testing.assert_allclose(np.asarray(z), np.asarray(lin) + pair, rtol=1e-5, atol=1e-6)
+
+
+def test_crosses_in_graph_match_numpy():
+  ids = np.random.default_rng(3).integers(0, 1000, (50, 3)).astype(np.int32)
+  c = ((0, 1), (2, 0, 1))
+  host = crossed_ids(ids, c, 97, xp=np)
+  dev = jax.jit(lambda x: crossed_ids(x, c, 97))(jnp.asarray(ids))
+  np.testing.assert_array_equal(host, np.asarray(dev))
+  assert host.min() >= 0 and host.max() < 97
+  np.testing.assert_array_equal(host[:, 0], hashing.cross_ids(ids[:, 0], ids[:, 1], 97, salt=1))
+
+
+def test_gradient_block_keeps_the_hint_off_the_booster():
+  m = model()
+  params = m.init(jax.random.key(4), IDS)["params"]
+  config = tiny()
+  method = methods.get_method("rocket")
+
+  def hint(p, blocked):
+    z = m.apply({"params": p}, IDS)["logits"]
+    return methods.booster_transfer_terms(method, z["light"], z["booster"], config, blocked)["hint"]
+
+  g_on = jax.grad(hint)(params, True)
+  g_off = jax.grad(hint)(params, False)
+  norm = lambda t: float(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(t)))  # noqa: E731
+  assert norm(g_on["booster"]) == 0.0 and norm(g_on["light"]) > 0
+  assert norm(g_off["booster"]) > 0
+
+
+@pytest.mark.parametrize("method", ["light", "booster", "rocket", "rocket_kd", "kd"])
+def test_every_ctr_method_trains(tmp_path, method):
+  result = train.train_and_evaluate(tiny(method=method), tmp_path)
+  nets = methods.get_method(method).nets
+  for n in nets:
+    for split in ("valid", "test"):
+      for k in ("auc", "gauc", "logloss"):
+        assert np.isfinite(result[f"{split}/{n}_{k}"])
+    assert result[f"bytes/{n}_bytes"] >= result[f"bytes/{n}_embedding_bytes"] > 0
+  if method == "kd":
+    assert "test/booster_auc" in result["teacher"]
+
+
+def test_ctr_training_learns_the_synthetic_click_model(tmp_path):
+  c = tiny(method="rocket", num_epochs=1, batch_size=512, eval_every_steps=5,
+           **{"synthetic_ctr.num_train": 10000, "optim.lr": 0.01})
+  result = train.train_and_evaluate(c, tmp_path)
+  # chance is 0.5; the true click probabilities reach about 0.84 on this data
+  assert result["test/booster_auc"] > 0.6 and result["test/light_auc"] > 0.6
+  recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert recs[-1]["train/ce_light"] < recs[0]["train/ce_light"]
+
+
+def test_attention_transfer_is_refused_for_ctr():
+  with pytest.raises(ValueError, match="attention transfer"):
+    train.validate_config(tiny(method="at"))
+  with pytest.raises(ValueError, match="share"):
+    train.validate_config(tiny(share="group_bottom"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  wd = tmp_path_factory.mktemp("ctr_run")
+  train.train_and_evaluate(tiny(method="rocket"), wd)
+  return wd, train.load_run(wd)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_export_reloads_without_training_code_and_scores_the_same(trained, tmp_path, int8):
+  wd, run = trained
+  out = tmp_path / "scorer"
+  export.export(run, out, int8=int8)
+  ds = run.data
+  req, cand = export.field_layout(ds.fields)
+  rows = np.asarray(ds.test.ids[:40])
+  request, candidates = rows[0, req], rows[:, cand]
+  full = np.empty_like(rows)
+  full[:, req], full[:, cand] = request, candidates
+  ref = jax.nn.sigmoid(export.serving_model(run, int8).apply(
+      {"params": export.serving_params(run, "light", int8)}, jnp.asarray(full), only="light")["logits"]["light"])
+  np.testing.assert_allclose(Scorer.load(out).score(request, candidates), np.asarray(ref), rtol=1e-5, atol=1e-6)
+  # A fresh interpreter that cannot import flax or the rocket package: only serving.py, jax, numpy.
+  script = textwrap.dedent(f"""
+      import sys, importlib.util, numpy as np
+      sys.modules["flax"] = None; sys.modules["rocket"] = None; sys.modules["optax"] = None
+      spec = importlib.util.spec_from_file_location("serving", {str(ROOT / "rocket/ctr/serving.py")!r})
+      serving = importlib.util.module_from_spec(spec); spec.loader.exec_module(serving)
+      s = serving.Scorer.load({str(out)!r})
+      print(list(s.score(np.array({request.tolist()}), np.array({candidates.tolist()}))))
+  """)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+  assert res.returncode == 0, res.stderr
+  np.testing.assert_allclose(eval(res.stdout), np.asarray(ref), rtol=1e-5, atol=1e-6)
+  if int8:
+    assert Scorer.load(out).num_bytes < 0.5 * sum(x.nbytes for x in jax.tree.leaves(
+        export.light_params(jax.device_get(run.state.params))))
+
+
+def test_scorer_rejects_bad_shapes_and_missing_files(trained, tmp_path):
+  _, run = trained
+  export.export(run, tmp_path / "s")
+  s = Scorer.load(tmp_path / "s")
+  with pytest.raises(ValueError, match="candidate_ids must have shape"):
+    s.score(np.zeros(len(s.request_fields)), np.zeros((3, len(s.candidate_fields) + 1)))
+  with pytest.raises(FileNotFoundError, match="rocket.ctr.export"):
+    Scorer.load(tmp_path)
+
+
+@pytest.mark.skipif(not FRAPPE.is_file(), reason="../shared/data/ctr/frappe absent")
+def test_frappe_end_to_end_from_the_command_line(tmp_path):
+  cmd = [sys.executable, "-m", "rocket.main", f"--config={ROOT / 'configs/ctr_frappe.py'}",
+         f"--workdir={tmp_path}", "--config.num_train_steps=6", "--config.eval_every_steps=6",
+         "--config.features.train_subset=4096", "--config.progress_bar=False"]
+  res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert res.returncode == 0, res.stderr
+  rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+  for k in ("test/light_auc", "test/light_gauc", "test/light_logloss", "test/booster_auc", "valid/light_gauc"):
+    assert 0 < rec[k] < 1.5
+  assert "Frappe" in res.stderr
+
+
+def test_missing_ctr_data_says_which_flag_to_pass(tmp_path):
+  with pytest.raises(ctr_data.DatasetError, match="data_dir"):
+    train.train_and_evaluate(tiny(dataset="frappe", data_dir=str(tmp_path / "nowhere")), tmp_path / "w")
