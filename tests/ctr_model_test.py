@@ -27,8 +27,10 @@ def tiny(**overrides):
   return load_config("tiny", file="ctr_frappe.py", **overrides)
 
 
-def model(share="embedding", light=NetSpec("mlp", (8,)), booster=NetSpec("mlp", (16, 8), 1),
-          crosses=((0, 1),)):
+LIGHT, BOOSTER = NetSpec("mlp", (8,)), NetSpec("mlp", (16, 8), 1)
+
+
+def model(share="embedding", light=LIGHT, booster=BOOSTER, crosses=((0, 1),)):
   return CTRRocketNet(light=light, booster=booster, base_vocab_sizes=(5, 7, 3),
                       emb_cfg=ml_collections.FrozenConfigDict(default_embedding_config()),
                       share=share, crosses=crosses, cross_buckets=11)
@@ -144,9 +146,11 @@ def test_export_reloads_without_training_code_and_scores_the_same(trained, tmp_p
   request, candidates = rows[0, req], rows[:, cand]
   full = np.empty_like(rows)
   full[:, req], full[:, cand] = request, candidates
-  ref = jax.nn.sigmoid(export.serving_model(run, int8).apply(
-      {"params": export.serving_params(run, "light", int8)}, jnp.asarray(full), only="light")["logits"]["light"])
-  np.testing.assert_allclose(Scorer.load(out).score(request, candidates), np.asarray(ref), rtol=1e-5, atol=1e-6)
+  params = export.serving_params(run, "light", int8)
+  z = export.serving_model(run, int8).apply({"params": params}, jnp.asarray(full), only="light")
+  ref = jax.nn.sigmoid(z["logits"]["light"])
+  got = Scorer.load(out).score(request, candidates)
+  np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-5, atol=1e-6)
   # A fresh interpreter that cannot import flax or the rocket package: only serving.py, jax, numpy.
   script = textwrap.dedent(f"""
       import sys, importlib.util, numpy as np
@@ -183,7 +187,8 @@ def test_frappe_end_to_end_from_the_command_line(tmp_path):
   res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert res.returncode == 0, res.stderr
   rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-  for k in ("test/light_auc", "test/light_gauc", "test/light_logloss", "test/booster_auc", "valid/light_gauc"):
+  for k in ("test/light_auc", "test/light_gauc", "test/light_logloss", "test/booster_auc",
+            "valid/light_gauc"):
     assert 0 < rec[k] < 1.5
   assert "Frappe" in res.stderr
 
