@@ -67,6 +67,11 @@ def get_config(arg: str = ""):
   ))
   c.seed = 0
 
+  # Devices: the global batch is split over `data`; CTR embedding tables are row-sharded over
+  # `model` (when their row count divides). -1 = all remaining devices. See README "Running on
+  # many devices".
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+
   # Bookkeeping.
   c.eval_every_epochs = 1.0
   c.eval_every_steps = 0  # >0 overrides eval_every_epochs

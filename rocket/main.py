@@ -9,6 +9,7 @@ Rerunning the same command resumes from the workdir's latest checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from absl import app, flags, logging
@@ -19,12 +20,47 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file (e.g. configs/cifar10.py[:preset]).",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go.")
+_COORD = flags.DEFINE_string(
+    "coordinator_address", os.environ.get("ROCKET_COORDINATOR_ADDRESS", ""),
+    "Multi-host: host:port of process 0 (env ROCKET_COORDINATOR_ADDRESS). Empty: one process, "
+    "unless --distributed=auto.")
+_NPROC = flags.DEFINE_integer("num_processes", int(os.environ.get("ROCKET_NUM_PROCESSES", "1")),
+                              "Multi-host: number of processes (env ROCKET_NUM_PROCESSES).")
+_PID = flags.DEFINE_integer("process_id", int(os.environ.get("ROCKET_PROCESS_ID", "0")),
+                            "Multi-host: this process's index (env ROCKET_PROCESS_ID).")
+_DIST = flags.DEFINE_enum("distributed", "flags", ["flags", "auto"],
+                          "auto: let jax.distributed.initialize() detect the cluster (TPU pods, SLURM, "
+                          "Kubernetes); flags: use the three flags above.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def init_distributed(coordinator_address: str, num_processes: int, process_id: int,
+                     mode: str = "flags") -> None:
+  """Starts ``jax.distributed`` before anything else touches JAX (no-op for one process).
+
+  On CPU the cross-process collectives use Gloo (``jax_cpu_collectives_implementation``),
+  which JAX needs set explicitly; GPUs and TPUs use their own (NCCL / ICI).
+  """
+  import jax  # noqa: PLC0415
+
+  if mode == "auto":
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize()
+    return
+  if num_processes <= 1 and not coordinator_address:
+    return
+  if not coordinator_address or not 0 <= process_id < num_processes:
+    raise app.UsageError(
+        f"multi-host needs --coordinator_address=host:port, --num_processes>1 and 0 <= --process_id < "
+        f"num_processes (got {coordinator_address!r}, {num_processes}, {process_id})")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  init_distributed(_COORD.value, _NPROC.value, _PID.value, _DIST.value)
   from rocket import checkpoint, train  # after flag parsing: JAX starts here
   from rocket.data import DatasetError
 
@@ -41,7 +77,10 @@ def main(argv):
   except train.Interrupted as e:
     print(f"rocket: {e}", file=sys.stderr)
     sys.exit(130)
-  print(json.dumps(result, indent=1, sort_keys=True))
+  import jax  # noqa: PLC0415
+
+  if jax.process_index() == 0:
+    print(json.dumps(result, indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":

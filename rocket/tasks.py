@@ -15,6 +15,7 @@ evaluate.  ``config.task`` picks one (``image`` when absent):
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -56,6 +57,15 @@ class Task:
     """Extra size figures for final.json (bytes of what is served)."""
     del params
     return {}
+
+
+def eval_batch_size(config, sharding) -> int:
+  """``config.eval_batch_size`` rounded up to a multiple of the data axis and the process count
+  (evaluation pads its last batch anyway, so any size works on any mesh)."""
+  import math  # noqa: PLC0415
+
+  m = math.lcm(sharding.mesh.shape["data"], jax.process_count())
+  return -(-config.eval_batch_size // m) * m
 
 
 # --------------------------------------------------------------------------- image
@@ -119,8 +129,10 @@ class ImageTask(Task):
   def make_evaluator(self, config, model, ds, sharding):
     from rocket import train  # noqa: PLC0415
 
-    step = jax.jit(train.make_eval_step(config, model, ds.mean, ds.std))
-    return lambda state: train.evaluate(step, state, ds, config.eval_batch_size, sharding)
+    replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    step = jax.jit(train.make_eval_step(config, model, ds.mean, ds.std), out_shardings=replicated)
+    bs = eval_batch_size(config, sharding)
+    return lambda state: train.evaluate(step, state, ds, bs, sharding)
 
   def headline(self, record):
     return "  ".join(f"{k.split('/')[1]}={v:.4f}" for k, v in record.items()
@@ -214,7 +226,9 @@ class CTRTask(Task):
 
     nets = model.nets
 
-    @jax.jit
+    replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+
+    @functools.partial(jax.jit, out_shardings=replicated)  # every process gets all logits
     def logits_step(state, ids):
       out = model.apply({"params": state.params, "batch_stats": state.batch_stats}, ids, train=False)
       return {n: out["logits"][n].astype(jnp.float32) for n in nets}
@@ -227,15 +241,15 @@ class CTRTask(Task):
       out = {}
       for split_name, split in splits.items():
         chunks = {n: [] for n in nets}
-        for ids, _, w in input_pipeline.eval_batches(split.ids, split.labels, config.eval_batch_size,
-                                                     sharding):
+        for ids, _, _ in input_pipeline.eval_batches(split.ids, split.labels,
+                                                     eval_batch_size(config, sharding), sharding):
           z = jax.device_get(logits_step(state, ids))
-          keep = np.asarray(jax.device_get(w)) > 0
           for n in nets:
-            chunks[n].append(np.asarray(z[n])[keep])
+            chunks[n].append(np.asarray(z[n]))
         labels = np.asarray(split.labels, np.float32)
-        for n in nets:
-          m = metrics.ctr_metrics(labels, np.concatenate(chunks[n]), np.asarray(split.users))
+        for n in nets:  # only the last batch is padded: its padding sits at the very end
+          z = np.concatenate(chunks[n])[:len(labels)]
+          m = metrics.ctr_metrics(labels, z, np.asarray(split.users))
           for k in ("auc", "gauc", "logloss"):
             out[f"{split_name}/{n}_{k}"] = float(m[k])
       return out

@@ -87,11 +87,14 @@ def validate_config(config) -> None:
     raise ValueError(f"config.teacher_workdir is set but method {config.method!r} uses no teacher")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ValueError("set config.num_epochs or config.num_train_steps to a positive number")
-  for name in ("batch_size", "eval_batch_size"):
-    b, d = config[name], jax.device_count()
-    if b <= 0 or b % d:
-      raise ValueError(f"config.{name}={b} must be a positive multiple of the number of "
-                       f"devices ({d}): each device takes an equal share of the global batch")
+  data, _ = mesh_shape(config)
+  b = config.batch_size
+  if b <= 0 or b % data or b % jax.process_count():
+    raise ValueError(f"config.batch_size={b} must be a positive multiple of the mesh's data axis "
+                     f"({data} devices) and of the number of processes ({jax.process_count()}): "
+                     f"each takes an equal share of the global batch")
+  if config.eval_batch_size <= 0:  # rounded up to a multiple of the data axis (evaluation pads)
+    raise ValueError(f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
 
 
 def arch_fingerprint(config, data) -> dict[str, Any]:
@@ -146,18 +149,48 @@ def create_optimizer(config, total_steps: int, steps_per_epoch: int):
 
 
 def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.float32) -> TrainState:
-  """Initial state for inputs of per-example shape ``input_shape``, replicated on ``mesh``."""
-  replicated = NamedSharding(mesh, P())
+  """Initial state for inputs of per-example shape ``input_shape``, placed on ``mesh``.
 
-  @jax.jit
+  Everything is replicated except large embedding tables, which are row-sharded
+  over the mesh's ``model`` axis (:func:`state_shardings`).  The state is created
+  directly in that layout (``jit`` with ``out_shardings``).
+  """
+
   def init(key):
     variables = model.init(key, jnp.zeros((1, *input_shape), input_dtype), train=False)
     params = variables["params"]
     return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
                       tx.init(params))
 
-  state = init(jax.random.key(seed))
-  return jax.device_put(state, replicated)
+  abstract = jax.eval_shape(init, jax.random.key(seed))
+  return jax.jit(init, out_shardings=state_shardings(abstract, mesh))(jax.random.key(seed))
+
+
+_TABLE_LEAVES = ("embedding", "q", "scale")
+
+
+def state_shardings(tree, mesh: Mesh):
+  """NamedShardings for a train state (or any tree holding params / optimizer state).
+
+  A CTR embedding table (a leaf named ``embedding``, ``q`` or ``scale`` under a
+  ``field_<f>`` module) whose row count divides evenly over the ``model`` axis
+  is row-sharded, ``P("model", None)`` -- its optimizer moments follow it, as
+  their paths contain the same names; the lookups become sharded gathers inside
+  ``jit``.  Everything else is replicated.  With a ``model`` axis of size 1
+  (the default) everything is replicated.  Choose ``embedding.buckets`` (hashed
+  tables) as a multiple of the ``model`` axis size so that the big tables split.
+  """
+  n_model = mesh.shape.get("model", 1)
+
+  def one(path, leaf):
+    keys = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+    if (n_model > 1 and keys and keys[-1] in _TABLE_LEAVES and len(leaf.shape) == 2
+        and any(isinstance(k, str) and k.startswith("field_") for k in keys)
+        and leaf.shape[0] % n_model == 0):
+      return NamedSharding(mesh, P("model", None))
+    return NamedSharding(mesh, P())
+
+  return jax.tree_util.tree_map_with_path(one, tree)
 
 
 def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_epoch: int = 0,
@@ -423,8 +456,8 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
   tx, _ = create_optimizer(tconfig, 1, 1)
   shape, dtype = task.input_spec(ds)
   abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
-                                                          sharding=NamedSharding(mesh, P())), abstract)
+  abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+                          abstract, state_shardings(abstract, mesh))
   ck = ckpt_lib.Checkpoints(tdir / "checkpoints")
   try:
     state, _ = ck.restore(abstract, arch_fingerprint(tconfig, ds))
@@ -435,9 +468,34 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
   return model, {"params": state.params, "batch_stats": state.batch_stats}, summary
 
 
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device (the batch is split over ``data``)."""
-  return Mesh(np.asarray(jax.devices()), ("data",))
+def mesh_shape(config=None) -> tuple[int, int]:
+  """``(data, model)`` sizes from ``config.mesh`` (``-1`` = the remaining devices)."""
+  n = jax.device_count()
+  m = config.get("mesh") if config is not None else None
+  data = int(m.get("data", -1)) if m is not None else -1
+  model = int(m.get("model", 1)) if m is not None else 1
+  if data == -1 and model == -1:
+    raise ValueError("config.mesh: at most one of data/model may be -1")
+  if model == -1:
+    model = n // max(data, 1)
+  if data == -1:
+    data = n // max(model, 1)
+  if data < 1 or model < 1 or data * model != n:
+    raise ValueError(f"config.mesh data={data} x model={model} must multiply to the number of devices "
+                     f"({n} = {jax.devices()[0].platform} x {n}); use -1 for one axis to take the rest")
+  return data, model
+
+
+def make_mesh(config=None) -> Mesh:
+  """The device mesh ``("data", "model")`` of a config (default: every device on ``data``).
+
+  The global batch is split over ``data``; parameters are replicated, except
+  CTR embedding tables, which are row-sharded over ``model``
+  (:func:`state_shardings`).  With several processes (``jax.distributed``) the
+  mesh spans the devices of all of them.
+  """
+  data, model = mesh_shape(config)
+  return Mesh(np.asarray(jax.devices()).reshape(data, model), ("data", "model"))
 
 
 def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
@@ -461,8 +519,9 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe
   eval_every = config.eval_every_steps or max(1, int(round(config.eval_every_epochs * spe)))
 
-  mesh = make_mesh()
+  mesh = make_mesh(config)
   data_sharding = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
   model = task.build_model(config, ds)
   tx, schedule = create_optimizer(config, total_steps, spe)
   input_shape, input_dtype = task.input_spec(ds)
@@ -481,13 +540,17 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     _say(f"resumed from step {int(state.step)} in {ckpts.directory}")
   start_step = int(state.step)
   last_good = start_step if restored is not None else None
-  _write_config(workdir, config)
   metrics_path = workdir / "metrics.jsonl"
-  _truncate_metrics(metrics_path, start_step)
+  if jax.process_index() == 0:
+    _write_config(workdir, config)
+    _truncate_metrics(metrics_path, start_step)
 
+  state_sh = state_shardings(state, mesh)
+  teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh)
   train_step = jax.jit(make_train_step(config, model, tx, schedule, steps_per_epoch=spe,
                                        teacher_model=teacher_model, prepare=task.prepare_fn(config, ds)),
-                       donate_argnums=0)
+                       in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
+                       out_shardings=(state_sh, replicated), donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
   _say(f"{config.method} on {task.describe(ds)}, {total_steps} steps ({spe} per epoch), params {n_params}, "
        f"{jax.device_count()} x {jax.devices()[0].device_kind}")
@@ -550,7 +613,8 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     last_eval = {"step": start_step, "epoch": start_step / spe, "wall_time_s": round(elapsed0, 2),
                  **evaluate_state(state)}
   last_eval["params"] = n_params
-  last_eval.update({f"bytes/{k}": v for k, v in task.sizes(jax.device_get(state.params)).items()})
+  last_eval.update({f"bytes/{k}": v for k, v in task.sizes(state.params).items()})
+  last_eval["params_fingerprint"] = params_fingerprint(state.params, mesh)
   if teacher_summary is not None:
     last_eval["teacher"] = {k: v for k, v in teacher_summary.items()
                             if k.startswith("test/booster_") or k in ("wall_time_s", "params")}
@@ -558,7 +622,28 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   last_eval["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
   if jax.process_index() == 0:
     (workdir / "final.json").write_text(json.dumps(last_eval, indent=1, sort_keys=True) + "\n")
+  elif jax.process_count() > 1:  # lets a user (and the tests) check that the processes agree
+    (workdir / f"final.process{jax.process_index()}.json").write_text(
+        json.dumps({"step": last_eval["step"], "params_fingerprint": last_eval["params_fingerprint"]}) + "\n")
   return last_eval
+
+
+def params_fingerprint(params, mesh: Mesh) -> list[float]:
+  """``[sum, sum of squares, sum of i-weighted values]`` over all parameters, in float64 on the host.
+
+  Cheap to compare between runs and processes (works with sharded tables and on
+  every process: the reduction is jitted with a replicated output).
+  """
+  def reduce(p):
+    leaves = [x.astype(jnp.float32).ravel() for x in jax.tree.leaves(p)]
+    out = []
+    for x in leaves:
+      w = jnp.arange(x.size, dtype=jnp.float32) / max(x.size, 1)
+      out.append(jnp.stack([jnp.sum(x), jnp.sum(x * x), jnp.sum(x * w)]))
+    return jnp.stack(out)
+
+  per_leaf = jax.jit(reduce, out_shardings=NamedSharding(mesh, P()))(params)
+  return [float(v) for v in np.asarray(jax.device_get(per_leaf), np.float64).sum(0)]
 
 
 @dataclasses.dataclass
@@ -575,7 +660,9 @@ class Run:
 def load_run(workdir, config=None) -> Run:
   """Loads a run's config (``config.json``), data, model and latest checkpoint.
 
-  For notebooks, export and evaluation; ``config`` overrides the stored one.
+  For notebooks, export and evaluation; ``config`` overrides the stored one.  The
+  state is restored onto this process's devices (``data`` axis only), whatever
+  mesh the run was trained on.
   """
   import ml_collections  # noqa: PLC0415
 
@@ -589,11 +676,11 @@ def load_run(workdir, config=None) -> Run:
   data = task.load(config)
   model = task.build_model(config, data)
   tx, _ = create_optimizer(config, 1, 1)
-  mesh = make_mesh()
+  mesh = make_mesh()  # the local devices, whatever mesh the run was trained on
   shape, dtype = task.input_spec(data)
   abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
-                                                          sharding=NamedSharding(mesh, P())), abstract)
+  abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+                          abstract, state_shardings(abstract, mesh))
   ck = ckpt_lib.Checkpoints(workdir / "checkpoints")
   try:
     state, _ = ck.restore(abstract, task.arch(config, data))
