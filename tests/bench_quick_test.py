@@ -1,0 +1,32 @@
+"""The --quick modes of the CTR latency and mesh-scaling benchmarks run (no timing assertions)."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_ctr_latency_quick(tmp_path):
+  out = tmp_path / "lat.json"
+  res = subprocess.run([sys.executable, "benchmarks/ctr_latency.py", "--quick", f"--json={out}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert res.returncode == 0, res.stderr[-3000:]
+  assert "booster/light" in res.stdout
+  import json
+
+  results = json.loads(out.read_text())["results"]
+  assert {r["scorer"] for r in results} == {"light fp32", "light int8", "booster fp32", "booster int8"}
+  assert all(r["p99_ms"] >= r["p50_ms"] > 0 for r in results)
+
+
+def test_mesh_scaling_quick(tmp_path):
+  out = tmp_path / "mesh.json"
+  res = subprocess.run([sys.executable, "benchmarks/mesh_scaling.py", "--quick", "--devices=1,2",
+                        "--steps=1", "--repeats=1", f"--json={out}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=400)
+  assert res.returncode == 0, res.stderr[-3000:]
+  import json
+
+  rows = json.loads(out.read_text())["rows"]
+  assert [r["devices"] for r in rows] == [1, 2] and rows[0]["wrn_vs_1"] == 1.0
+  assert rows[1]["ctr_mesh"] == "data=1 x model=2"
