@@ -142,7 +142,26 @@ def create_optimizer(config, total_steps: int, steps_per_epoch: int):
     parts.append(optax.adagrad(sched, initial_accumulator_value=o.get("adagrad_init", 0.1)))
   else:
     parts.append(optax.sgd(sched, momentum=o.momentum or None, nesterov=o.nesterov))
-  return optax.chain(*parts), sched
+  return float32_state(optax.chain(*parts)), sched
+
+
+def float32_state(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+  """Runs ``inner`` in float32 whatever the parameters' dtype (no-op for float32 params).
+
+  Embedding tables stored in float16/bfloat16 (``embedding.dtype``) keep float32 optimizer
+  moments and float32 update arithmetic; only the update added to the stored table is
+  rounded.  (Adam in float16 would underflow: its epsilon 1e-8 is 0 in float16.)
+  """
+  f32 = lambda t: jax.tree.map(lambda x: x.astype(jnp.float32) if x is not None else None, t)  # noqa: E731
+
+  def init(params):
+    return inner.init(f32(params))
+
+  def update(grads, state, params=None):
+    updates, state = inner.update(f32(grads), state, None if params is None else f32(params))
+    return jax.tree.map(lambda u, g: u.astype(g.dtype), updates, grads), state
+
+  return optax.GradientTransformation(init, update)
 
 
 # --------------------------------------------------------------------------- steps

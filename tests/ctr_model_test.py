@@ -196,3 +196,15 @@ def test_frappe_end_to_end_from_the_command_line(tmp_path):
 def test_missing_ctr_data_says_which_flag_to_pass(tmp_path):
   with pytest.raises(ctr_data.DatasetError, match="data_dir"):
     train.train_and_evaluate(tiny(dataset="frappe", data_dir=str(tmp_path / "nowhere")), tmp_path / "w")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_tables_train_with_float32_optimizer_state(tmp_path, dtype):
+  c = tiny(method="light", num_train_steps=4, eval_every_steps=4, **{"embedding.dtype": dtype})
+  result = train.train_and_evaluate(c, tmp_path)
+  assert np.isfinite(result["train/loss"]) and np.isfinite(result["test/light_auc"])
+  run = train.load_run(tmp_path)
+  table = run.state.params["light"]["embedding"]["field_0"]["table"]["embedding"]
+  assert table.dtype == jnp.dtype(dtype)
+  mu = run.state.opt_state[0][0].mu["light"]["embedding"]["field_0"]["table"]["embedding"]
+  assert mu.dtype == jnp.float32
