@@ -1,8 +1,12 @@
 """Rocket Launching on CIFAR-10: WRN-16-1 light net + WRN-40-1 booster.
 
-Defaults follow the paper's official runs (200 epochs, batch 128, SGD with
-Nesterov momentum 0.9, lr 0.1 x 0.2 at 30/60/80% of training = epochs
-60/120/160, weight decay 5e-4, hint weight 0.03 on the MSE of logits).
+Defaults follow the paper and its official code (200 epochs, batch 128, SGD
+momentum 0.9, lr 0.1 x 0.2 at 30/60/80% of training = epochs 60/120/160,
+weight decay 5e-4, hint weight 0.03 on the MSE of logits), except two details:
+we use Nesterov momentum and zero padding for the random crops, where the
+official code uses plain momentum and reflect padding (set
+``--config.optim.nesterov=False --config.pad_mode=reflect`` to match it;
+``paper_repro/configs/paper.py`` does).
 
     python -m rocket.main --config=configs/cifar10.py --workdir=/tmp/rocket_run
     python -m rocket.main --config=configs/cifar10.py:cpu --workdir=/tmp/r   # small CPU budget
@@ -43,7 +47,7 @@ def get_config(arg: str = ""):
   c.data_dir = ""  # "" = ../shared/data/cifar10 beside the checkout, or $ROCKET_DATA_DIR
   c.cache_dir = ""  # decoded-image cache; "" = ~/.cache/rocket
   c.train_subset = 0  # >0: train on a seeded random subset of this many images
-  c.test_subset = 0  # >0: evaluate on the first N test images (quick checks only)
+  c.test_subset = 0  # >0: evaluate on a fixed random subset of N test images (quick checks only)
   c.augment = True  # 4-pixel pad + random 32x32 crop + horizontal flip, on device
   c.pad_mode = "constant"  # constant (zeros) | reflect
   c.synthetic = ml_collections.ConfigDict(dict(num_train=512, num_test=256, image_size=32,

@@ -26,11 +26,15 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-_DIR = flags.DEFINE_string("sweep_dir", None, "Root of a rocket.sweep run.")
-_OUT = flags.DEFINE_string("out", None, "Folder for table.md, curves.png, runs.json.")
-_TITLE = flags.DEFINE_string("title", "Sweep results", "Table title.")
-_NOTE = flags.DEFINE_string("note", "", "Free text placed under the title (budget, data, ...).")
-flags.mark_flags_as_required(["sweep_dir", "out"])
+
+
+def define_flags() -> None:
+  """Flags of ``python -m rocket.report`` (only defined when run as a program)."""
+  flags.DEFINE_string("sweep_dir", None, "Root of a rocket.sweep run.")
+  flags.DEFINE_string("out", None, "Folder for table.md, curves.png, runs.json.")
+  flags.DEFINE_string("title", "Sweep results", "Table title.")
+  flags.DEFINE_string("note", "", "Free text placed under the title (budget, data, ...).")
+  flags.mark_flags_as_required(["sweep_dir", "out"])
 
 
 def read_run(wd: pathlib.Path) -> dict | None:
@@ -277,10 +281,11 @@ def write_report(sweep_dir, out, title: str, note: str = "") -> str:
 def main(argv):
   del argv
   try:
-    print(write_report(_DIR.value, _OUT.value, _TITLE.value, _NOTE.value))
+    print(write_report(FLAGS.sweep_dir, FLAGS.out, FLAGS.title, FLAGS.note))
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,5 +1,6 @@
 """paper_repro/: the comparison with the paper's numbers, on sweep dirs written by hand."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -9,8 +10,30 @@ import sys
 import pytest
 
 from paper_repro import compare, paper_numbers
-from rocket import sweep
 from tests.conftest import ROOT, load_config
+
+
+
+def with_overrides(config, overrides: dict):
+  """A copy of ``config`` with dotted-key overrides (as rocket.sweep.apply_overrides)."""
+  import ml_collections
+
+  config = ml_collections.ConfigDict(config.to_dict())
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+      node = node[part]
+    assert leaf in node, key
+    node[leaf] = value
+  return config
+
+
+def load_sweep(path):
+  spec = importlib.util.spec_from_file_location("sweep_file", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_sweep()
 
 
 def write_run(root: pathlib.Path, name: str, seed: int, config: dict, light_err=None, booster_err=None,
@@ -41,7 +64,7 @@ def write_plan(root: pathlib.Path, runs: list[dict], seeds=(0, 1)):
 
 
 def image_config(**overrides) -> dict:
-  return sweep.apply_overrides(load_config("cpu"), overrides).to_dict()
+  return with_overrides(load_config("cpu"), overrides).to_dict()
 
 
 @pytest.fixture
@@ -199,27 +222,25 @@ def test_every_sweep_run_finds_its_paper_column():
   }
   base = load_config("cpu")
   for file, want in expected.items():
-    s = sweep.load_sweep(str(ROOT / "paper_repro" / "sweeps" / file))
+    s = load_sweep(ROOT / "paper_repro" / "sweeps" / file)
     for run in s["runs"]:
-      cfg = sweep.apply_overrides(base, run["overrides"]).to_dict()
+      cfg = with_overrides(base, run["overrides"]).to_dict()
       got = compare.paper_entries(cfg)
       if run["name"] in want:
         assert (got[0][:2] if got else None) == want[run["name"]], (file, run["name"], got)
   # Table 1 row (a) for bottom sharing; row 2 for the WRN-16-2 pair; exact matches at full scale
-  full = sweep.apply_overrides(load_config(""), {"share": "bottom"}).to_dict()
+  full = with_overrides(load_config(""), {"share": "bottom"}).to_dict()
   row, exact = compare.paper_row("cifar10_methods", "rocket", full)
   assert row["share"] == "a" and exact
-  wide = sweep.apply_overrides(load_config(""), {"light.width": 2, "booster.width": 2}).to_dict()
+  wide = with_overrides(load_config(""), {"light.width": 2, "booster.width": 2}).to_dict()
   row, exact = compare.paper_row("cifar10_methods", "rocket", wide)
   assert row["light_net"] == "WRN-16-2" and row["rocket"] == 5.67 and exact
-  t4 = compare.paper_entries(sweep.apply_overrides(load_config(""), {"dataset": "svhn"}).to_dict())
+  t4 = compare.paper_entries(with_overrides(load_config(""), {"dataset": "svhn"}).to_dict())
   assert t4 == [("svhn", "rocket", "light")]
   assert compare.paper_value(compare.paper_row("svhn", "rocket", {})[0], "rocket") == 2.29
 
 
 def test_paper_presets():
-  import importlib.util
-
   spec = importlib.util.spec_from_file_location("paper_cfg", ROOT / "paper_repro" / "configs" / "paper.py")
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)

@@ -127,10 +127,15 @@ def evaluate(run, net: str = "light", int8: bool = False, split: str = "test") -
 
 
 FLAGS = flags.FLAGS
-_WORKDIR = flags.DEFINE_string("workdir", None, "A finished CTR run (rocket.main --workdir).")
-_OUT = flags.DEFINE_string("out", None, "Folder for the exported scorer.")
-_INT8 = flags.DEFINE_bool("int8", False, "Post-training int8 quantisation of the embedding tables.")
-_NET = flags.DEFINE_enum("net", "light", ["light", "booster"], "Which net to export.")
+
+
+def define_flags() -> None:
+  """The command-line flags (defined only when run as a program, so importing is side-effect free)."""
+  flags.DEFINE_string("workdir", None, "A finished CTR run (rocket.main --workdir).")
+  flags.DEFINE_string("out", None, "Folder for the exported scorer.")
+  flags.DEFINE_bool("int8", False, "Post-training int8 quantisation of the embedding tables.")
+  flags.DEFINE_enum("net", "light", ["light", "booster"], "Which net to export.")
+  flags.mark_flags_as_required(["workdir", "out"])
 
 
 def main(argv):
@@ -141,15 +146,15 @@ def main(argv):
   from rocket.checkpoint import CheckpointError  # noqa: PLC0415
 
   try:
-    run = train.load_run(_WORKDIR.value)
+    run = train.load_run(FLAGS.workdir)
     if run.config.get("task") != "ctr":
-      raise ValueError(f"{_WORKDIR.value} is not a CTR run (config.task={run.config.get('task')!r})")
-    if _NET.value not in run.model.nets:
-      raise ValueError(f"the run in {_WORKDIR.value} has no {_NET.value} net (method {run.config.method})")
-    m = {"fp32": evaluate(run, _NET.value, False)}
-    if _INT8.value:
-      m["int8"] = evaluate(run, _NET.value, True)
-    manifest = export(run, _OUT.value, _NET.value, _INT8.value, metrics=m)
+      raise ValueError(f"{FLAGS.workdir} is not a CTR run (config.task={run.config.get('task')!r})")
+    if FLAGS.net not in run.model.nets:
+      raise ValueError(f"the run in {FLAGS.workdir} has no {FLAGS.net} net (method {run.config.method})")
+    m = {"fp32": evaluate(run, FLAGS.net, False)}
+    if FLAGS.int8:
+      m["int8"] = evaluate(run, FLAGS.net, True)
+    manifest = export(run, FLAGS.out, FLAGS.net, FLAGS.int8, metrics=m)
   except (ValueError, CheckpointError) as e:
     print(f"rocket.ctr.export: {e}", file=sys.stderr)
     sys.exit(1)
@@ -158,5 +163,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir", "out"])
+  define_flags()
   app.run(main)

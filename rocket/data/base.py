@@ -64,7 +64,7 @@ def load_dataset(config) -> Dataset:
         f"unknown dataset {name!r}; choose one of cifar10, cifar100, svhn, synthetic")
   ds.train_images, ds.train_labels = subset(
       ds.train_images, ds.train_labels, config.train_subset, config.seed)
-  if config.test_subset > 0:
-    ds.test_images = ds.test_images[:config.test_subset]
-    ds.test_labels = ds.test_labels[:config.test_subset]
+  if config.test_subset > 0:  # a fixed random subset (the same for every seed): the CIFAR-10
+    # copy is sorted by class, so the first N images would hold only one or two classes
+    ds.test_images, ds.test_labels = subset(ds.test_images, ds.test_labels, config.test_subset, seed=0)
   return ds

@@ -1,0 +1,1 @@
+"""Speed benchmarks of the rocket trainer (see benchmarks/README.md); not part of the package."""
