@@ -50,6 +50,7 @@ def get_config(arg: str = ""):
   c.test_subset = 0  # >0: evaluate on a fixed random subset of N test images (quick checks only)
   c.augment = True  # 4-pixel pad + random 32x32 crop + horizontal flip, on device
   c.pad_mode = "constant"  # constant (zeros) | reflect
+  c.augment_flip = True  # False for digits (SVHN): crops only
   c.synthetic = ml_collections.ConfigDict(dict(num_train=512, num_test=256, image_size=32,
                                                num_classes=10, noise=0.5))
 

@@ -122,8 +122,8 @@ def normalize(images_u8, mean, std, dtype=jnp.float32):
   return ((x - jnp.asarray(mean)) / jnp.asarray(std)).astype(dtype)
 
 
-def augment(rng, images, pad: int = 4, pad_mode: str = "constant"):
-  """Random ``pad``-pixel-padded crop and horizontal flip, per image, on device.
+def augment(rng, images, pad: int = 4, pad_mode: str = "constant", flip: bool = True):
+  """Random ``pad``-pixel-padded crop and (``flip``) horizontal flip, per image, on device.
 
   Works on any dtype; ``images`` is ``[B, H, W, C]``.
   """
@@ -131,7 +131,7 @@ def augment(rng, images, pad: int = 4, pad_mode: str = "constant"):
   k_crop, k_flip = jax.random.split(rng)
   padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=pad_mode)
   offs = jax.random.randint(k_crop, (b, 2), 0, 2 * pad + 1)
-  flips = jax.random.bernoulli(k_flip, 0.5, (b,))
+  flips = jax.random.bernoulli(k_flip, 0.5, (b,)) & flip
 
   def one(img, off, flip):
     crop = jax.lax.dynamic_slice(img, (off[0], off[1], 0), (h, w, img.shape[-1]))

@@ -144,12 +144,12 @@ def image_prepare(config, mean, std) -> Callable:
   from rocket.train import DTYPES  # noqa: PLC0415
 
   dtype = DTYPES[config.compute_dtype]
-  do_augment, pad_mode = config.augment, config.pad_mode
+  do_augment, pad_mode, flip = config.augment, config.pad_mode, config.get("augment_flip", True)
 
   def prepare(key, images, train):
     x = images
     if train and do_augment:
-      x = input_pipeline.augment(key, x, pad=4, pad_mode=pad_mode)
+      x = input_pipeline.augment(key, x, pad=4, pad_mode=pad_mode, flip=flip)
     return input_pipeline.normalize(x, mean, std, dtype)
 
   return prepare

@@ -64,6 +64,12 @@ def test_augment_crops_and_flips():
   assert all(m.tobytes() in windows for m in many)
 
 
+def test_augment_without_flip_only_crops():
+  img = jnp.arange(64 * 8 * 8, dtype=jnp.float32).reshape(64, 8, 8, 1) + 1
+  out = np.asarray(input_pipeline.augment(jax.random.key(3), img, pad=0, flip=False))
+  np.testing.assert_array_equal(out, np.asarray(img))  # pad 0 and no flip: the identity
+
+
 def test_normalize():
   x = np.full((1, 2, 2, 3), 255, np.uint8)
   out = input_pipeline.normalize(x, np.array([0.5] * 3), np.array([0.25] * 3))

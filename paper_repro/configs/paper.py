@@ -56,7 +56,7 @@ def get_config(arg: str = ""):
     c.optim.name = "adam"
     c.optim.lr = 1e-3
     c.optim.momentum = 0.0
-    c.augment = False
+    c.augment_flip = False  # digits: random crops only
     if not cpu:
       c.num_epochs = 80  # not stated in the paper
       c.optim.schedule = "step"
