@@ -248,7 +248,7 @@ def test_paper_presets():
   assert (full.num_epochs, full.batch_size, full.optim.lr, full.optim.weight_decay) == (200, 128, 0.1, 5e-4)
   assert not full.optim.nesterov and full.pad_mode == "reflect" and full.hint.weight == 0.03
   svhn = mod.get_config("svhn")
-  assert svhn.optim.name == "adam" and svhn.optim.lr == 1e-3 and not svhn.augment
+  assert svhn.optim.name == "adam" and svhn.optim.lr == 1e-3 and svhn.augment and not svhn.augment_flip
   cpu = mod.get_config("cifar100_cpu")
   assert cpu.dataset == "cifar100" and cpu.num_train_steps == 150
   with pytest.raises(ValueError, match="preset"):
