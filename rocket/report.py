@@ -97,15 +97,18 @@ def summarize(run: dict) -> dict:
   }
 
 
+def _preamble(rows: list[dict], title: str, note: str) -> list[str]:
+  """Title, note, the devices that produced the runs and the command that wrote the table."""
+  devices = sorted({r["device"] for r in rows if r["n"]})
+  lines = [f"# {title}", ""] + ([note, ""] if note else [])
+  return lines + [f"Device(s) that produced the runs: {', '.join(devices) or '?'}. "
+                  f"Table written {time.strftime('%Y-%m-%d')} by `python -m rocket.report "
+                  f"{' '.join(sys.argv[1:])}`.", ""]
+
+
 def markdown_table(runs: list[dict], title: str, note: str = "") -> str:
   rows = [summarize(r) for r in runs]
-  devices = sorted({r["device"] for r in rows if r["n"]})
-  lines = [f"# {title}", ""]
-  if note:
-    lines += [note, ""]
-  lines += [f"Device(s) that produced the runs: {', '.join(devices) or '?'}. "
-            f"Table written {time.strftime('%Y-%m-%d')} by `python -m rocket.report "
-            f"{' '.join(sys.argv[1:])}`.", "",
+  lines = _preamble(rows, title, note) + [
             "Errors are test error in % (mean ± std over seeds); *best* is the lowest error over "
             "the evaluations of a run. Booster column: the co-trained booster, or for kd/at/at_kd "
             "the teacher (marked †). Params: parameters each net uses (shared layers counted in "
@@ -171,13 +174,7 @@ def _ms4(values) -> str:
 
 def markdown_table_ctr(runs: list[dict], title: str, note: str = "") -> str:
   rows = [summarize_ctr(r) for r in runs]
-  devices = sorted({r["device"] for r in rows if r["n"]})
-  lines = [f"# {title}", ""]
-  if note:
-    lines += [note, ""]
-  lines += [f"Device(s) that produced the runs: {', '.join(devices) or '?'}. "
-            f"Table written {time.strftime('%Y-%m-%d')} by `python -m rocket.report "
-            f"{' '.join(sys.argv[1:])}`.", "",
+  lines = _preamble(rows, title, note) + [
             "Test metrics (mean ± std over seeds) at the epoch with each net's best *validation* AUC "
             "(early stopping; the epoch is listed for the light net). GAUC: per-user AUC weighted by "
             "the user's test impressions, users with one class only skipped. Bytes: what the light "

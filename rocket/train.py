@@ -470,21 +470,27 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
       _say(f"training the teacher (a booster net alone) in {tdir}")
       train_and_evaluate(tconfig, tdir)
   summary = json.loads((tdir / "final.json").read_text())
-  task = tasks.get_task(config)
-  model = task.build_model(tconfig, ds)
-  tx, _ = create_optimizer(tconfig, 1, 1)
-  shape, dtype = task.input_spec(ds)
-  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
-  abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-                          abstract, state_shardings(abstract, mesh))
-  ck = ckpt_lib.Checkpoints(tdir / "checkpoints")
-  try:
-    state, _ = ck.restore(abstract, arch_fingerprint(tconfig, ds))
-  finally:
-    ck.close()
+  model, state = restore_latest(tdir, tconfig, ds, mesh)
   if state is None:
     raise ValueError(f"the teacher run in {tdir} has no checkpoint; delete it to retrain")
   return model, {"params": state.params, "batch_stats": state.batch_stats}, summary
+
+
+def restore_latest(workdir, config, data, mesh: Mesh):
+  """``(model, state)`` of a run's latest checkpoint, laid out on ``mesh`` (state None if none)."""
+  task = tasks.get_task(config)
+  model = task.build_model(config, data)
+  tx, _ = create_optimizer(config, 1, 1)
+  shape, dtype = task.input_spec(data)
+  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
+  abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+                          abstract, state_shardings(abstract, mesh))
+  ck = ckpt_lib.Checkpoints(pathlib.Path(workdir) / "checkpoints")
+  try:
+    state, _ = ck.restore(abstract, task.arch(config, data))
+  finally:
+    ck.close()
+  return model, state
 
 
 def mesh_shape(config=None) -> tuple[int, int]:
@@ -693,18 +699,8 @@ def load_run(workdir, config=None) -> Run:
     config = ml_collections.ConfigDict(json.loads(path.read_text()))
   task = tasks.get_task(config)
   data = task.load(config)
-  model = task.build_model(config, data)
-  tx, _ = create_optimizer(config, 1, 1)
-  mesh = make_mesh()  # the local devices, whatever mesh the run was trained on
-  shape, dtype = task.input_spec(data)
-  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
-  abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-                          abstract, state_shardings(abstract, mesh))
-  ck = ckpt_lib.Checkpoints(workdir / "checkpoints")
-  try:
-    state, _ = ck.restore(abstract, task.arch(config, data))
-  finally:
-    ck.close()
+  # the local devices, whatever mesh the run was trained on
+  model, state = restore_latest(workdir, config, data, make_mesh())
   if state is None:
     raise ckpt_lib.CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train the run first")
   return Run(config, task, data, model, state, int(state.step))
