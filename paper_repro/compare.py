@@ -290,7 +290,7 @@ def data_desc(cfg: dict) -> str:
   if subset:
     out += f", train subset {subset:,}"
   if cfg.get("test_subset"):
-    out += f", first {cfg['test_subset']:,} test"
+    out += f", {cfg['test_subset']:,}-image test subset"
   return out
 
 
