@@ -111,6 +111,21 @@ def _version(dist: str) -> str | None:
     return None
 
 
+def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
+  """Fraction of all cores busy (any process) over ``seconds``, from /proc/stat; None elsewhere."""
+  def read():
+    fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+  try:
+    t0, i0 = read()
+    time.sleep(seconds)
+    t1, i1 = read()
+  except (OSError, ValueError, IndexError):
+    return None
+  return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
 def machine_info() -> dict[str, Any]:
   """Facts to print beside every figure (and to paste into RESULTS.md)."""
   import jax  # noqa: PLC0415
@@ -124,6 +139,7 @@ def machine_info() -> dict[str, Any]:
       "cpu": cpu_model(),
       "cores": cores,
       "load_avg_1m": round(os.getloadavg()[0], 2),
+      "cpu_busy_before_start": _round(cpu_busy_fraction()),
       "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
       "python": platform.python_version(),
       "jax": jax.__version__,
@@ -135,15 +151,21 @@ def machine_info() -> dict[str, Any]:
   }
 
 
+def _round(x, n=2):
+  return None if x is None else round(x, n)
+
+
 def print_machine(info: dict[str, Any]) -> None:
   print("# " + "  ".join(f"{k}={v}" for k, v in info.items() if v not in (None, "")), flush=True)
 
 
 def busy_warning(info: dict[str, Any]) -> str | None:
-  """A note when the machine already looked busy when the benchmark started."""
-  if info["load_avg_1m"] > 0.5 * info["cores"]:
-    return (f"1-minute load average {info['load_avg_1m']} on {info['cores']} cores at start: "
-            "other work was running, timings are not representative")
+  """A note when other work kept the cores busy just before the benchmark started."""
+  busy = info.get("cpu_busy_before_start")
+  if busy is not None and busy > 0.2:
+    return (f"{100 * busy:.0f}% of the CPU was busy in the second before the start (1-minute load "
+            f"average {info['load_avg_1m']} on {info['cores']} cores): other work was running, "
+            "timings are not representative")
   return None
 
 

@@ -112,3 +112,22 @@ def test_scripts_run_from_the_command_line(script):
                         capture_output=True, text=True, timeout=60, check=False)
   assert proc.returncode == 0, proc.stderr
   assert "--quick" in proc.stdout
+
+
+def test_im2col_conv_matches_flax_conv():
+  """The --conv=im2col variant computes the same WRN (same parameters, same outputs)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from rocket.models.wrn import WideResNet
+
+  model = WideResNet(10, 1)
+  x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+  variables = model.init(jax.random.key(1), x, train=False)
+  ref, _ = model.apply(variables, x, train=False)
+  with train_step.conv_impl("im2col"):
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(1), x, train=False))
+    out, _ = model.apply(variables, x, train=False)
+  assert jax.tree.map(lambda a: a.shape, shapes) == jax.tree.map(jnp.shape, variables)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,102 @@
+"""Rocket co-training step time vs a light step plus a booster step, in the same run.
+
+Times the trainer's jitted step for ``method=light`` (WRN-16-1), ``method=booster``
+(WRN-40-1) and ``method=rocket`` (both, co-trained) under each sharing scheme asked
+for (default: ``group_bottom``, the config default, and ``none``), at batch 128, and
+prints ``rocket / (light + booster)`` for the step times and for the FLOPs XLA counts.
+A time ratio below 1 means one co-training step is cheaper than training the two
+nets separately (shared layers are computed once and one program keeps both cores
+busier); the FLOP ratio says how much of that the sharing alone explains.
+
+    python benchmarks/cotrain_vs_separate.py
+    python benchmarks/cotrain_vs_separate.py --quick
+    python benchmarks/cotrain_vs_separate.py --shares=group_bottom,bottom,none
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from typing import Any
+
+if __package__ in (None, ""):
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+
+
+def parse(argv):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  common.add_common_flags(p)
+  p.add_argument("--shares", default="group_bottom,none", help="sharing schemes of the rocket steps")
+  p.add_argument("--batch_size", type=int, default=None, help="128 (16 with --quick)")
+  p.add_argument("--light_depth", type=int, default=None, help="16 (10 with --quick)")
+  p.add_argument("--booster_depth", type=int, default=None, help="40 (16 with --quick)")
+  p.add_argument("--width", type=int, default=1)
+  p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
+  args = p.parse_args(argv)
+  common.fill_defaults(args, steps=5, repeats=5, warmup=2)
+  for k, full, small in (("batch_size", 128, 16), ("light_depth", 16, 10), ("booster_depth", 40, 16)):
+    if getattr(args, k) is None:
+      setattr(args, k, small if args.quick else full)
+  args.shares = [s for s in args.shares.split(",") if s]
+  if args.quick:
+    args.shares = args.shares[:1]
+  return args
+
+
+def main(argv=None) -> dict[str, Any]:
+  args = parse(argv)
+  common.set_xla_flags(args.xla_flags)
+  info = common.machine_info()
+  common.print_machine(info)
+  warning = common.busy_warning(info)
+
+  def config(method, share="group_bottom"):
+    return common.load_config(
+        "", method=method, share=share, batch_size=args.batch_size, compute_dtype=args.compute_dtype,
+        **{"light.depth": args.light_depth, "light.width": args.width,
+           "booster.depth": args.booster_depth, "booster.width": args.width})
+
+  specs = {"light": config("light"), "booster": config("booster")}
+  for share in args.shares:
+    specs[f"rocket_{share}"] = config("rocket", share)
+  benches = {}
+  for name, c in specs.items():
+    benches[name] = common.build_step(name, c)
+    print(f"# compiled {name} in {benches[name].compile_s:.1f}s", flush=True)
+  common.warm(benches.values(), args.warmup)
+  times = common.time_rounds({k: v.run for k, v in benches.items()}, args.steps, args.repeats)
+  med = {k: common.summary(v)["median_s"] for k, v in times.items()}
+  flops = {k: v.flops for k, v in benches.items()}
+
+  separate = med["light"] + med["booster"]
+  rows = [{"name": k, "step_ms": 1e3 * med[k], "min_ms": 1e3 * min(times[k]), "max_ms": 1e3 * max(times[k]),
+           "images_per_s": args.batch_size / med[k],
+           "xla_gflop_per_step": flops[k] / 1e9 if flops[k] else None} for k in benches]
+  rows.append({"name": "light + booster", "step_ms": 1e3 * separate,
+               "xla_gflop_per_step": (flops["light"] + flops["booster"]) / 1e9
+               if flops["light"] and flops["booster"] else None})
+  ratios = {}
+  for share in args.shares:
+    k = f"rocket_{share}"
+    ratios[f"time {k}/(light+booster)"] = med[k] / separate
+    if flops[k] and flops["light"] and flops["booster"]:
+      ratios[f"flops {k}/(light+booster)"] = flops[k] / (flops["light"] + flops["booster"])
+  print(f"# batch {args.batch_size}, WRN-{args.light_depth}-{args.width} + WRN-{args.booster_depth}-"
+        f"{args.width}, {args.compute_dtype}, {args.steps} steps x {args.repeats} rounds")
+  print(common.table(rows, ["name", "step_ms", "min_ms", "max_ms", "images_per_s", "xla_gflop_per_step"]))
+  for k, v in ratios.items():
+    print(f"ratio {k} = {v:.3f}")
+  if warning:
+    print("WARNING: " + warning)
+  out = {"benchmark": "cotrain_vs_separate", "machine": info, "args": vars(args), "rows": rows,
+         "ratios": ratios, "warning": warning}
+  common.write_json(args.json_out, out)
+  return out
+
+
+if __name__ == "__main__":
+  main()
