@@ -62,12 +62,13 @@ def collect(sweep_dir) -> list[dict]:
   return out
 
 
-def mean_std(values) -> str:
+def mean_std(values, digits: int = 2) -> str:
+  """``"mean ± std"`` over seeds (the value alone for one seed, "–" for none)."""
   if not values:
     return "–"
   if len(values) == 1:
-    return f"{values[0]:.2f}"
-  return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    return f"{values[0]:.{digits}f}"
+  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def summarize(run: dict) -> dict:
@@ -165,11 +166,7 @@ def summarize_ctr(run: dict) -> dict:
 
 
 def _ms4(values) -> str:
-  if not values:
-    return "–"
-  if len(values) == 1:
-    return f"{values[0]:.4f}"
-  return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+  return mean_std(values, 4)
 
 
 def markdown_table_ctr(runs: list[dict], title: str, note: str = "") -> str:

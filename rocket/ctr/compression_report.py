@@ -27,11 +27,7 @@ from rocket import report
 
 
 def _ms(values, digits=4) -> str:
-  if not values:
-    return "–"
-  if len(values) == 1:
-    return f"{values[0]:.{digits}f}"
-  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+  return report.mean_std(values, digits)
 
 
 def ptq_rows(sweep_dir, runs) -> list[dict]:
