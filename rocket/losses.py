@@ -77,18 +77,16 @@ def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0,
   """The hint term between light and booster logits (see module docstring)."""
   z_l = light_logits.astype(jnp.float32)
   z_b = booster_logits.astype(jnp.float32)
-  if z_l.ndim == 1:  # binary: one logit per example
-    z_l, z_b = z_l[:, None], z_b[:, None]
   if gradient_block:
     z_b = jax.lax.stop_gradient(z_b)
   if kind == "mse_logits":
-    per = jnp.mean(jnp.square(z_l - z_b), axis=-1)
+    sq = jnp.square(z_l - z_b)
+    per = sq if sq.ndim == 1 else jnp.mean(sq, axis=-1)  # binary: one logit per example
   elif kind == "kd_kl":
     return kd_kl(z_l, z_b, temperature, weights)
   elif kind == "l2_softmax":
-    if z_l.shape[-1] == 1:
-      z_l, z_b = two_class(z_l[:, 0]), two_class(z_b[:, 0])
-    per = jnp.mean(jnp.square(jax.nn.softmax(z_l) - jax.nn.softmax(z_b)), axis=-1)
+    p_l, p_b = jax.nn.softmax(two_class(z_l)), jax.nn.softmax(two_class(z_b))
+    per = jnp.mean(jnp.square(p_l - p_b), axis=-1)
   else:
     raise ValueError(f"unknown hint kind {kind!r}; choose one of {HINT_KINDS}")
   return _mean(per, weights)

@@ -64,3 +64,17 @@ def test_unknown_hint_kind():
 def test_accuracy_count():
   assert float(losses.accuracy_count(ZL, ZL.argmax(-1))) == 5
   assert float(losses.accuracy_count(ZL, ZL.argmax(-1), W)) == 3
+
+
+def test_binary_logits_read_as_two_class():
+  z, b = jnp.array([0.3, -1.2, 2.0]), jnp.array([1.3, -1.7, 2.2])
+  two = losses.two_class
+  # every hint kind of [B] logits equals the same hint of the two-class logits [0, z]
+  for kind in ("kd_kl", "l2_softmax"):
+    np.testing.assert_allclose(losses.hint_loss(z, b, kind, 2.0), losses.hint_loss(two(z), two(b), kind, 2.0),
+                               rtol=1e-6)
+  assert float(losses.hint_loss(z, b, "kd_kl", 2.0)) > 0
+  np.testing.assert_allclose(losses.hint_loss(z, b), np.mean(np.square(np.asarray(z - b))), rtol=1e-6)
+  y = jnp.array([1.0, 0.0, 0.0])
+  np.testing.assert_allclose(losses.cross_entropy(z, y),
+                             losses.cross_entropy(two(z), y.astype(jnp.int32)), rtol=1e-6)
