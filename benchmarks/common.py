@@ -75,10 +75,10 @@ def fill_defaults(args, *, steps: int, repeats: int, warmup: int, quick=(2, 2, 1
       setattr(args, k, v)
 
 
-def load_config(preset: str = "", **overrides):
-  """``configs/cifar10.py`` with a preset and dotted-key overrides (``optim.lr=0.1``)."""
-  spec = importlib.util.spec_from_file_location("rocket_bench_cifar10_config",
-                                                ROOT / "configs" / "cifar10.py")
+def load_config(preset: str = "", path: str = "configs/cifar10.py", **overrides):
+  """A config file (default ``configs/cifar10.py``, relative to the repo) with a preset and
+  dotted-key overrides (``optim.lr=0.1``)."""
+  spec = importlib.util.spec_from_file_location("rocket_bench_config", ROOT / path)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   config = mod.get_config(preset)

@@ -65,15 +65,9 @@ def prepare_run(args, tmp: pathlib.Path):
 
   if args.workdir:
     return train.load_run(args.workdir)
-  import importlib.util  # noqa: PLC0415
-
   path, _, preset = args.config.partition(":")
-  spec = importlib.util.spec_from_file_location("ctr_config", common.ROOT / path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config(preset)
-  config.method, config.num_train_steps, config.progress_bar = "rocket", 2, False
-  config.eval_every_steps = 2
+  config = common.load_config(preset, path, method="rocket", num_train_steps=2, progress_bar=False,
+                              eval_every_steps=2)
   train.train_and_evaluate(config, tmp / "run")
   return train.load_run(tmp / "run")
 

@@ -236,13 +236,13 @@ class CTRTask(Task):
     splits = {"test": ds.test}
     if ds.valid is not None:
       splits = {"valid": ds.valid, "test": ds.test}
+    bs = eval_batch_size(config, sharding)
 
     def evaluate(state):
       out = {}
       for split_name, split in splits.items():
         chunks = {n: [] for n in nets}
-        for ids, _, _ in input_pipeline.eval_batches(split.ids, split.labels,
-                                                     eval_batch_size(config, sharding), sharding):
+        for ids, _, _ in input_pipeline.eval_batches(split.ids, split.labels, bs, sharding):
           z = jax.device_get(logits_step(state, ids))
           for n in nets:
             chunks[n].append(np.asarray(z[n]))

@@ -63,7 +63,7 @@ class TrainState:
 def validate_config(config) -> None:
   """Raises ``ValueError`` with a readable message for a bad config."""
   task = tasks.get_task(config)
-  methods.get_method(config.method)
+  method = methods.get_method(config.method)
   task.validate(config)
   if config.hint.kind not in losses.HINT_KINDS:
     raise ValueError(f"config.hint.kind must be one of {losses.HINT_KINDS}, got {config.hint.kind!r}")
@@ -83,7 +83,7 @@ def validate_config(config) -> None:
     raise ValueError("config.at.beta must be >= 0")
   if config.hint.warmup_epochs < 0:
     raise ValueError("config.hint.warmup_epochs must be >= 0")
-  if config.teacher_workdir and not methods.get_method(config.method).needs_teacher:
+  if config.teacher_workdir and not method.needs_teacher:
     raise ValueError(f"config.teacher_workdir is set but method {config.method!r} uses no teacher")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ValueError("set config.num_epochs or config.num_train_steps to a positive number")
