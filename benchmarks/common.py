@@ -77,18 +77,10 @@ def fill_defaults(args, *, steps: int, repeats: int, warmup: int, quick=(2, 2, 1
 
 def load_config(preset: str = "", path: str = "configs/cifar10.py", **overrides):
   """A config file (default ``configs/cifar10.py``, relative to the repo) with a preset and
-  dotted-key overrides (``optim.lr=0.1``)."""
-  spec = importlib.util.spec_from_file_location("rocket_bench_config", ROOT / path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config(preset)
-  for key, value in overrides.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
-  return config
+  dotted-key overrides (``optim.lr=0.1``): ``rocket.config_util.load_config``."""
+  from rocket.config_util import load_config as load  # noqa: PLC0415
+
+  return load(f"{path}:{preset}", **overrides)
 
 
 # --------------------------------------------------------------------------- machine

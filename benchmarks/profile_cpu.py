@@ -34,6 +34,7 @@ if __package__ in (None, ""):
 from benchmarks import common  # noqa: E402
 
 TWO = "--xla_force_host_platform_device_count=2"
+NO_YNN_CONV = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],
     "no_multi_thread_eigen": ["--xla_flags=--xla_cpu_multi_thread_eigen=false"],
@@ -47,6 +48,10 @@ VARIANTS: dict[str, list[str]] = {
     "no_fusion_emitters": ["--xla_flags=--xla_cpu_use_fusion_emitters=false"],
     "fast_math": ["--xla_flags=--xla_cpu_enable_fast_math=true"],
     "opt_fast_runtime": ["--xla_flags=--xla_cpu_opt_preset=CPU_OPT_PRESET_FAST_RUNTIME"],
+    # jaxlib 0.10 sends convolutions with > 16 channels to YNNPACK (single-threaded here); this
+    # hands them back to XLA's multi-threaded Eigen kernels (op_profile.py shows which runs where).
+    "ynn_conv_off": [f"--xla_flags={NO_YNN_CONV}"],
+    "ynn_conv_off_two_devices": [f"--xla_flags={NO_YNN_CONV} {TWO}"],
     "two_devices": [f"--xla_flags={TWO}"],
     "two_devices_1thread": [f"--xla_flags={TWO} --xla_cpu_multi_thread_eigen=false"],
     "bfloat16": ["--compute_dtype=bfloat16"],

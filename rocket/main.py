@@ -11,33 +11,47 @@ from __future__ import annotations
 import json
 import os
 import sys
+import types
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file (e.g. configs/cifar10.py[:preset]).",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go.")
-_COORD = flags.DEFINE_string(
-    "coordinator_address", os.environ.get("ROCKET_COORDINATOR_ADDRESS", ""),
-    "Multi-host: host:port of process 0 (env ROCKET_COORDINATOR_ADDRESS). Empty: one process, "
-    "unless --distributed=auto.")
-_NPROC = flags.DEFINE_integer("num_processes", int(os.environ.get("ROCKET_NUM_PROCESSES", "1")),
-                              "Multi-host: number of processes (env ROCKET_NUM_PROCESSES).")
-_PID = flags.DEFINE_integer("process_id", int(os.environ.get("ROCKET_PROCESS_ID", "0")),
-                            "Multi-host: this process's index (env ROCKET_PROCESS_ID).")
-_DIST = flags.DEFINE_enum("distributed", "flags", ["flags", "auto"],
-                          "auto: let jax.distributed.initialize() detect the cluster (TPU pods, SLURM, "
-                          "Kubernetes); flags: use the three flags above.")
-_CPU_DEVICES = flags.DEFINE_integer(
-    "cpu_devices", -1,
-    "Split the CPU into this many XLA host devices (data parallel over cores: ~1.4x faster train "
-    "steps on 2 cores, see benchmarks/RESULTS.md). -1 = auto (image configs): the largest count <= "
-    "the usable cores that divides config.batch_size; 1 = off. Ignored when XLA_FLAGS already sets "
-    "the device count; it does not change which devices a GPU/TPU machine trains on.")
-flags.mark_flags_as_required(["config", "workdir"])
+_F = types.SimpleNamespace()  # the flag holders, once define_flags() has run
+
+
+def define_flags() -> types.SimpleNamespace:
+  """Defines the command-line flags. Only the program does this (``python -m rocket.main``), so
+  importing ``rocket.main`` (for ``set_cpu_devices`` or ``init_distributed``) defines no flags and
+  cannot clash with another module's ``--config``."""
+  if vars(_F):
+    return _F
+  _F.config = config_flags.DEFINE_config_file(
+      "config", None, "Path to a config file (e.g. configs/cifar10.py[:preset]).",
+      lock_config=True)
+  _F.workdir = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go.")
+  _F.coordinator_address = flags.DEFINE_string(
+      "coordinator_address", os.environ.get("ROCKET_COORDINATOR_ADDRESS", ""),
+      "Multi-host: host:port of process 0 (env ROCKET_COORDINATOR_ADDRESS). Empty: one process, "
+      "unless --distributed=auto.")
+  _F.num_processes = flags.DEFINE_integer(
+      "num_processes", int(os.environ.get("ROCKET_NUM_PROCESSES", "1")),
+      "Multi-host: number of processes (env ROCKET_NUM_PROCESSES).")
+  _F.process_id = flags.DEFINE_integer(
+      "process_id", int(os.environ.get("ROCKET_PROCESS_ID", "0")),
+      "Multi-host: this process's index (env ROCKET_PROCESS_ID).")
+  _F.distributed = flags.DEFINE_enum(
+      "distributed", "flags", ["flags", "auto"],
+      "auto: let jax.distributed.initialize() detect the cluster (TPU pods, SLURM, Kubernetes); "
+      "flags: use the three flags above.")
+  _F.cpu_devices = flags.DEFINE_integer(
+      "cpu_devices", -1,
+      "Split the CPU into this many XLA host devices (data parallel over cores: ~1.4x faster train "
+      "steps on 2 cores, see benchmarks/RESULTS.md). -1 = auto (image configs): the largest count <= "
+      "the usable cores that divides config.batch_size; 1 = off. Ignored when XLA_FLAGS already sets "
+      "the device count; it does not change which devices a GPU/TPU machine trains on.")
+  flags.mark_flags_as_required(["config", "workdir"])
+  return _F
 
 
 def set_cpu_devices(requested: int, batch_size: int) -> int:
@@ -88,18 +102,19 @@ def init_distributed(coordinator_address: str, num_processes: int, process_id: i
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cpu_devices = _CPU_DEVICES.value
-  if cpu_devices == -1 and _CONFIG.value.get("task", "image") != "image":
+  cpu_devices = _F.cpu_devices.value
+  if cpu_devices == -1 and _F.config.value.get("task", "image") != "image":
     cpu_devices = 1  # auto is for the conv nets; the small CTR steps were not measured to gain
-  set_cpu_devices(cpu_devices, int(_CONFIG.value.batch_size))
-  init_distributed(_COORD.value, _NPROC.value, _PID.value, _DIST.value)
+  set_cpu_devices(cpu_devices, int(_F.config.value.batch_size))
+  init_distributed(_F.coordinator_address.value, _F.num_processes.value, _F.process_id.value,
+                   _F.distributed.value)
   from rocket import checkpoint, train  # after flag parsing: JAX starts here
   from rocket.data import DatasetError
 
   if not FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   try:
-    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    result = train.train_and_evaluate(_F.config.value, _F.workdir.value)
   except ValueError as e:  # bad config values
     print(f"rocket: invalid config: {e}", file=sys.stderr)
     sys.exit(2)
@@ -116,4 +131,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

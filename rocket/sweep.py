@@ -29,18 +29,30 @@ import pathlib
 import sys
 import time
 import traceback
+import types
 
 from absl import app, flags, logging
-from ml_collections import ConfigDict, config_flags
+from ml_collections import config_flags
+
+from rocket.config_util import apply_overrides  # noqa: F401 -- part of this module's API
 
 FLAGS = flags.FLAGS
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Base config file for every run.")
-_SWEEP = flags.DEFINE_string("sweep", None, "Python file with get_sweep().")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Root folder; one sub-folder per run.")
-_SEEDS = flags.DEFINE_list("seeds", None, "Override the sweep's seeds, e.g. 0,1,2.")
-_ONLY = flags.DEFINE_list("only", None, "Run only these run names (and their teachers).")
-_DRY = flags.DEFINE_bool("dry_run", False, "Print the plan and exit.")
-flags.mark_flags_as_required(["config", "sweep", "workdir"])
+_F = types.SimpleNamespace()  # the flag holders, once define_flags() has run
+
+
+def define_flags() -> types.SimpleNamespace:
+  """Defines the command-line flags. Only the program does this (``python -m rocket.sweep``), so
+  importing ``rocket.sweep`` (``load_sweep``, ``apply_overrides``, ``plan``) defines no flags."""
+  if vars(_F):
+    return _F
+  _F.config = config_flags.DEFINE_config_file("config", None, "Base config file for every run.")
+  _F.sweep = flags.DEFINE_string("sweep", None, "Python file with get_sweep().")
+  _F.workdir = flags.DEFINE_string("workdir", None, "Root folder; one sub-folder per run.")
+  _F.seeds = flags.DEFINE_list("seeds", None, "Override the sweep's seeds, e.g. 0,1,2.")
+  _F.only = flags.DEFINE_list("only", None, "Run only these run names (and their teachers).")
+  _F.dry_run = flags.DEFINE_bool("dry_run", False, "Print the plan and exit.")
+  flags.mark_flags_as_required(["config", "sweep", "workdir"])
+  return _F
 
 
 def load_sweep(path: str) -> dict:
@@ -58,20 +70,6 @@ def load_sweep(path: str) -> dict:
     if r.get("teacher") and r["teacher"] not in names:
       raise ValueError(f"run {r['name']!r} names teacher {r['teacher']!r}, which is not a run")
   return sweep
-
-
-def apply_overrides(base: ConfigDict, overrides: dict) -> ConfigDict:
-  """A copy of ``base`` with dotted-key ``overrides``; unknown keys are an error."""
-  config = ConfigDict(base.to_dict())
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for part in parents:
-      node = node[part]
-    if leaf not in node:
-      raise ValueError(f"override {key!r}: no such config field")
-    node[leaf] = value
-  return config
 
 
 def plan(sweep: dict, seeds, only) -> list[dict]:
@@ -98,17 +96,17 @@ def main(argv):
 
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  root = pathlib.Path(_WORKDIR.value)
+  root = pathlib.Path(_F.workdir.value)
   try:
-    sweep = load_sweep(_SWEEP.value)
+    sweep = load_sweep(_F.sweep.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  seeds = _SEEDS.value or sweep.get("seeds", (0,))
-  todo = plan(sweep, seeds, _ONLY.value)
+  seeds = _F.seeds.value or sweep.get("seeds", (0,))
+  todo = plan(sweep, seeds, _F.only.value)
   root.mkdir(parents=True, exist_ok=True)
   (root / "sweep.json").write_text(json.dumps(
-      {"sweep_file": _SWEEP.value, "seeds": [int(s) for s in seeds], "runs": sweep["runs"],
-       "base_config": _CONFIG.value.to_dict(), "argv": sys.argv}, indent=1, default=str))
+      {"sweep_file": _F.sweep.value, "seeds": [int(s) for s in seeds], "runs": sweep["runs"],
+       "base_config": _F.config.value.to_dict(), "argv": sys.argv}, indent=1, default=str))
   failed = []
   for i, run in enumerate(todo, 1):
     wd = run_dir(root, run["name"], run["seed"])
@@ -119,13 +117,13 @@ def main(argv):
     if (wd / "final.json").is_file():
       print(f"{label}: done, skipped", flush=True)
       continue
-    if _DRY.value:
+    if _F.dry_run.value:
       print(f"{label}: would run {overrides} in {wd}", flush=True)
       continue
     print(f"{label}: {overrides} -> {wd}", flush=True)
     t0 = time.time()
     try:
-      config = apply_overrides(_CONFIG.value, overrides)
+      config = apply_overrides(_F.config.value, overrides)
       result = train.train_and_evaluate(config, wd)
       acc = {k: round(v, 4) for k, v in result.items()
              if k.startswith("test/") and k.endswith(("accuracy", "auc"))}
@@ -141,4 +139,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

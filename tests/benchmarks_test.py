@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from benchmarks import common, cotrain_vs_separate, input_pipeline, kd_vs_rocket_time, profile_cpu
+from benchmarks import common, conv_kernels, cotrain_vs_separate, input_pipeline, kd_vs_rocket_time
+from benchmarks import op_profile
+from benchmarks import profile_cpu
 from benchmarks import train_step
 from tests.conftest import ROOT
 
@@ -79,6 +81,57 @@ def test_kd_vs_rocket_time_quick():
   assert out["results"]["kd"]["teacher_loop_s"] is not None
 
 
+def test_op_profile_quick(tmp_path):
+  out = op_profile.main(["--quick", "--steps=1", "--warmup=1", f"--json_out={tmp_path / 'p.json'}"])
+  assert out["traced_ms"] > 0 and 0 < out["coverage"]
+  kinds = {o["kind"] for o in out["ops"]}
+  assert {"conv fwd", "conv dx", "conv dW"} <= kinds, kinds  # the step's convolutions, classified
+  assert any(o["source"].startswith("jvp(RocketNet)") for o in out["ops"])
+  assert json.loads((tmp_path / "p.json").read_text())["benchmark"] == "op_profile"
+
+
+def test_conv_kernels_quick():
+  out = conv_kernels.main(["--quick"])
+  assert len(out["rows"]) == 2
+  for r in out["rows"]:
+    for part in ("fwd", "dx", "dW"):
+      assert r[f"{part}_ms"] > 0 and r[f"{part}_library"] in ("ynn", "xla")
+
+
+def test_conv_kernel_parts_are_the_convolution_and_its_gradients():
+  import jax
+  import numpy as np
+
+  fns = conv_kernels.conv_parts(stride=2)
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  w = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+  y = fns["fwd"](x, w)
+  assert y.shape == (2, 4, 4, 4)
+  g = jax.random.normal(jax.random.key(2), y.shape)
+  gx, gw = jax.grad(lambda x, w: (fns["fwd"](x, w) * g).sum(), argnums=(0, 1))(x, w)
+  np.testing.assert_allclose(fns["dx"](x, w, g), gx, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(fns["dW"](x, w, g), gw, rtol=1e-5, atol=1e-5)
+
+
+def test_op_profile_describes_hlo_lines():
+  lines = {
+      "ynn_fusion.3": "f32[16,3,3,16]{3,2,1,0} fusion(%a, %b), kind=kCustom, calls=%comp.3",
+      "convolution.9": ('f32[64,32,32,16]{3,2,1,0} convolution(%x, %w), window={size=3x3 pad=1_1x1_1}, '
+                        'dim_labels=b01f_01io->b01f, metadata={op_name="jit(train_step)/transpose('
+                        'jvp(RocketNet))/blocks_group0_block0/conv1/conv_general_dilated"}'),
+      "transpose_copy_fusion.4": "f32[16,32,32,64]{3,2,1,0} fusion(%c), kind=kLoop, calls=%comp.4",
+  }
+  bodies = {"comp.3": "  ROOT %c = f32[16,3,3,16]{3,2,1,0} convolution(%p0, %p1), "
+                      "window={size=32x32 pad=1_1x1_1}, dim_labels=b01f_01io->b01f",
+            "comp.4": "  ROOT %t = f32[16,32,32,64]{3,2,1,0} transpose(%p0)"}
+  dw = op_profile.describe("ynn_fusion.3", lines, bodies)
+  assert (dw["kind"], dw["library"], dw["shape"]) == ("conv dW", "ynn", "f32[16,3,3,16]")
+  dx = op_profile.describe("convolution.9", lines, bodies)
+  assert (dx["kind"], dx["library"]) == ("conv dx", "xla")
+  assert dx["source"].endswith("conv1/conv_general_dilated")
+  assert op_profile.describe("transpose_copy_fusion.4", lines, bodies)["kind"] == "transpose/copy"
+
+
 def test_profile_cpu_lists_variants(capsys):
   profile_cpu.main(["--list"])
   assert "two_devices" in capsys.readouterr().out
@@ -106,7 +159,8 @@ def test_xla_flags_refused_after_jax_started():
 
 
 @pytest.mark.parametrize("script", ["train_step", "cotrain_vs_separate", "input_pipeline",
-                                    "kd_vs_rocket_time", "profile_cpu"])
+                                    "kd_vs_rocket_time", "profile_cpu", "op_profile",
+                                    "conv_kernels"])
 def test_scripts_run_from_the_command_line(script):
   proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--help"],
                         capture_output=True, text=True, timeout=60, check=False)

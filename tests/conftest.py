@@ -18,19 +18,9 @@ sys.path.insert(0, str(ROOT))
 
 def load_config(arg="tiny", file="cifar10.py", **overrides):
   """configs/<file> (default cifar10.py) with a preset and dotted-key overrides."""
-  import importlib.util
+  from rocket.config_util import load_config as load  # noqa: PLC0415
 
-  spec = importlib.util.spec_from_file_location("config_" + file[:-3], ROOT / "configs" / file)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config(arg)
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return load(f"configs/{file}:{arg}", **overrides)
 
 
 @pytest.fixture

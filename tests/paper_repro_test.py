@@ -10,23 +10,14 @@ import sys
 import pytest
 
 from paper_repro import compare, paper_numbers
+from rocket.config_util import apply_overrides
 from tests.conftest import ROOT, load_config
 
 
 
 def with_overrides(config, overrides: dict):
-  """A copy of ``config`` with dotted-key overrides (as rocket.sweep.apply_overrides)."""
-  import ml_collections
-
-  config = ml_collections.ConfigDict(config.to_dict())
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for part in parents:
-      node = node[part]
-    assert leaf in node, key
-    node[leaf] = value
-  return config
+  """A copy of ``config`` with dotted-key overrides."""
+  return apply_overrides(config, overrides)
 
 
 def load_sweep(path):

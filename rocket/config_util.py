@@ -1,0 +1,70 @@
+"""Config files outside the command line: for notebooks, tests, benchmarks and sweeps.
+
+    from rocket.config_util import load_config
+    config = load_config("configs/cifar10.py:cpu", method="rocket", **{"hint.weight": 0.5})
+
+The spec is what ``--config`` takes (``path[:arg]``, the argument going to ``get_config``);
+the path is tried as given and then against the repository root, so a notebook or test finds
+``configs/...`` from any working directory. Keyword overrides use dotted keys, like
+``--config.hint.weight=0.5``; a field the config does not have is a ValueError.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+from typing import Any, Mapping
+
+from ml_collections import ConfigDict
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def resolve(path: str | pathlib.Path) -> pathlib.Path:
+  """``path`` if it exists, else ``REPO_ROOT / path``; FileNotFoundError naming what exists."""
+  p = pathlib.Path(path).expanduser()
+  for candidate in (p, REPO_ROOT / p):
+    if candidate.is_file():
+      return candidate
+  have = sorted(str(f.relative_to(REPO_ROOT)) for f in (REPO_ROOT / "configs").glob("*.py")
+                if not f.name.startswith("_"))
+  raise FileNotFoundError(f"config file {str(path)!r} not found (nor under {REPO_ROOT}); "
+                          f"config files here: {', '.join(have) or 'none'}")
+
+
+def load_config(spec: str, **overrides: Any) -> ConfigDict:
+  """``get_config(arg)`` of the config file in ``spec`` (``path[:arg]``), with dotted overrides.
+
+  A field the config lacks is a ValueError; so is a file without ``get_config``.
+  """
+  path, colon, arg = str(spec).partition(":")
+  file = resolve(path)
+  module_spec = importlib.util.spec_from_file_location(f"rocket_config_{file.stem}", file)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"{file} has no get_config(); is it a config file?")
+  config = module.get_config(arg) if colon else module.get_config()
+  set_overrides(config, overrides)
+  return config
+
+
+def set_overrides(config: ConfigDict, overrides: Mapping[str, Any]) -> ConfigDict:
+  """Sets dotted-key ``overrides`` on ``config`` in place and returns it; an unknown field is a
+  ValueError."""
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+      if part not in node:
+        raise ValueError(f"override {key!r}: no such config field ({part!r} is not in the config)")
+      node = node[part]
+    if leaf not in node:
+      raise ValueError(f"override {key!r}: no such config field")
+    node[leaf] = value
+  return config
+
+
+def apply_overrides(base: ConfigDict, overrides: Mapping[str, Any]) -> ConfigDict:
+  """A copy of ``base`` with dotted-key ``overrides``; ``base`` is left as it was."""
+  return set_overrides(ConfigDict(base.to_dict()), overrides)

@@ -1,0 +1,49 @@
+"""rocket.config_util: config files for notebooks, tests and sweeps; entry points import cleanly."""
+
+import subprocess
+import sys
+
+import pytest
+
+from rocket import config_util
+from tests.conftest import ROOT
+
+
+def test_load_config_from_any_directory(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # "configs/..." resolves against the repository root
+  c = config_util.load_config("configs/cifar10.py:tiny", method="light", **{"hint.weight": 0.25})
+  assert c.method == "light" and c.hint.weight == 0.25
+  assert c.dataset == "synthetic"  # the tiny preset
+  full = config_util.load_config(str(ROOT / "configs" / "cifar10.py"))  # absolute, no preset
+  assert full.dataset == "cifar10"
+  ctr = config_util.load_config("configs/ctr_frappe.py:tiny")
+  assert ctr.task == "ctr"
+
+
+def test_bad_specs_say_what_to_do(tmp_path):
+  with pytest.raises(FileNotFoundError, match="configs/cifar10.py"):  # lists the config files
+    config_util.load_config("configs/cifar_10.py")
+  with pytest.raises(ValueError, match="no such config field"):
+    config_util.load_config("configs/cifar10.py:tiny", **{"optim.learning_rate": 1})
+  with pytest.raises(ValueError, match="no such config field"):
+    config_util.load_config("configs/cifar10.py:tiny", **{"nope.x": 1})
+  f = tmp_path / "not_a_config.py"
+  f.write_text("X = 1\n")
+  with pytest.raises(ValueError, match="get_config"):
+    config_util.load_config(str(f))
+
+
+def test_apply_overrides_copies():
+  base = config_util.load_config("configs/cifar10.py:tiny")
+  c = config_util.apply_overrides(base, {"method": "kd", "light.depth": 16})
+  assert (c.method, c.light.depth) == ("kd", 16)
+  assert (base.method, base.light.depth) != ("kd", 16)
+
+
+def test_entry_points_define_flags_only_when_run():
+  """rocket.main and rocket.sweep both have --config; importing both must not clash."""
+  code = ("import rocket.main, rocket.sweep\nfrom absl import flags\n"
+          "assert 'config' not in flags.FLAGS and 'workdir' not in flags.FLAGS, list(flags.FLAGS)\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                        timeout=120, check=False)
+  assert proc.returncode == 0, proc.stderr
