@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from paper_repro import compare, paper_numbers
+from rocket import config_util
 from rocket.config_util import apply_overrides
 from tests.conftest import ROOT, load_config
 
@@ -244,3 +245,17 @@ def test_paper_presets():
   assert cpu.dataset == "cifar100" and cpu.num_train_steps == 150
   with pytest.raises(ValueError, match="preset"):
     mod.get_config("imagenet")
+
+
+@pytest.mark.parametrize("file", sorted(p.name for p in (ROOT / "paper_repro" / "sweeps").glob("*.py")))
+def test_every_sweep_file_names_real_config_fields(file):
+  """Each sweep loads, and every override applies to the base config its docstring runs it with."""
+  import re
+
+  path = ROOT / "paper_repro" / "sweeps" / file
+  s = load_sweep(path)
+  spec = re.search(r"--config=(\S+)", path.read_text())
+  assert spec, f"{file}: its docstring should show the rocket.sweep command (with --config=...)"
+  base = config_util.load_config(spec.group(1))
+  for run in s["runs"]:
+    config_util.apply_overrides(base, dict(run.get("overrides", {}), seed=0))  # ValueError if not
