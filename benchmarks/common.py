@@ -151,6 +151,14 @@ def print_machine(info: dict[str, Any]) -> None:
   print("# " + "  ".join(f"{k}={v}" for k, v in info.items() if v not in (None, "")), flush=True)
 
 
+def machine_header() -> tuple[dict[str, Any], str | None]:
+  """Machine facts, printed as the first line of a benchmark's output, and the busy warning
+  (None when the CPU was idle) that the benchmark prints again at the end and keeps in its JSON."""
+  info = machine_info()
+  print_machine(info)
+  return info, busy_warning(info)
+
+
 def busy_warning(info: dict[str, Any]) -> str | None:
   """A note when other work kept the cores busy just before the benchmark started."""
   busy = info.get("cpu_busy_before_start")
@@ -196,6 +204,16 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
   if path:
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def finish(benchmark: str, info: dict[str, Any], warning: str | None, json_out: str,
+           **fields: Any) -> dict[str, Any]:
+  """Prints the busy warning again (last, where it is seen), writes the JSON, returns the result."""
+  if warning:
+    print("WARNING: " + warning)
+  result = {"benchmark": benchmark, "machine": info, "warning": warning, **fields}
+  write_json(json_out, result)
+  return result
 
 
 def table(rows: list[dict[str, Any]], cols: list[str]) -> str:

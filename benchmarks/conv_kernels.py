@@ -15,7 +15,6 @@ kernels use more than one core.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -71,10 +70,7 @@ def main(argv=None) -> dict[str, Any]:
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
 
-  info = common.machine_info()
-  common.print_machine(info)
-  if (warning := common.busy_warning(info)):
-    print(f"# WARNING: {warning}")
+  info, warning = common.machine_header()
   rows = []
   for hw, cin, cout, stride in (QUICK_SHAPES if args.quick else SHAPES):
     fns = conv_parts(stride)
@@ -110,11 +106,8 @@ def main(argv=None) -> dict[str, Any]:
              for n in ("fwd", "dx", "dW")]
     print(f"| {r['hw']}x{r['hw']}, {r['cin']}->{r['cout']}, stride {r['stride']} | {r['gflop']:.3f} | "
           + " | ".join(cells) + " |")
-  result = {"benchmark": "conv_kernels", "machine": info, "batch_size": args.batch_size, "rows": rows}
-  if args.json_out:
-    with open(args.json_out, "w") as f:
-      json.dump(result, f, indent=1)
-  return result
+  return common.finish("conv_kernels", info, warning, args.json_out, batch_size=args.batch_size,
+                       rows=rows)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,7 @@ def parse(argv):
 def main(argv=None) -> dict[str, Any]:
   args = parse(argv)
   common.set_xla_flags(args.xla_flags)
-  info = common.machine_info()
-  common.print_machine(info)
-  warning = common.busy_warning(info)
+  info, warning = common.machine_header()
 
   def config(method, share="group_bottom"):
     return common.load_config(

@@ -81,8 +81,7 @@ def main(argv=None) -> dict:
   from rocket.ctr import export  # noqa: PLC0415
   from rocket.ctr.serving import Scorer  # noqa: PLC0415
 
-  info = common.machine_info()
-  common.print_machine(info)
+  info, warning = common.machine_header()
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
     run = prepare_run(args, tmp)
@@ -122,7 +121,10 @@ def main(argv=None) -> dict:
     ratio = lambda a, b, by=by: by[a]["p50_ms"] / by[b]["p50_ms"]  # noqa: E731
     print(f"N={n}: p50 booster/light (fp32) {ratio('booster fp32', 'light fp32'):.2f}, "
           f"light int8/fp32 {ratio('light int8', 'light fp32'):.2f}")
-  payload = {"machine": info, "where": where, "dataset": ds.name, "calls": args.calls, "results": results}
+  if warning:
+    print("WARNING: " + warning)
+  payload = {"machine": info, "warning": warning, "where": where, "dataset": ds.name, "calls": args.calls,
+             "results": results}
   if args.json:
     common.write_json(args.json, payload)
   return payload

@@ -86,9 +86,7 @@ def main(argv=None) -> dict[str, Any]:
 
   from rocket import input_pipeline, train  # noqa: PLC0415
 
-  info = common.machine_info()
-  common.print_machine(info)
-  warning = common.busy_warning(info)
+  info, warning = common.machine_header()
   ds, load_s = load_data(args)
   b = args.batch_size
   print(f"# data: {ds.description or ds.name}, {len(ds.train_labels)} train images "

@@ -91,9 +91,7 @@ def main(argv=None) -> dict[str, Any]:
 
   from rocket import train  # noqa: PLC0415
 
-  info = common.machine_info()
-  common.print_machine(info)
-  warning = common.busy_warning(info)
+  info, warning = common.machine_header()
   dataset = pick_dataset(args)
   cache = jax.config.jax_compilation_cache_dir
   c0 = run_config(args, "rocket", dataset)

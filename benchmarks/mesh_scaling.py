@@ -128,8 +128,7 @@ def main(argv=None) -> dict:
     return child(args)
   from benchmarks import common  # noqa: PLC0415
 
-  info = common.machine_info()
-  common.print_machine(info)
+  info, warning = common.machine_header()
   rows = []
   for n in [int(x) for x in args.devices.split(",")]:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
@@ -148,7 +147,9 @@ def main(argv=None) -> dict:
   print("\nStep time at a fixed global batch vs number of simulated CPU devices (same 2 cores):")
   print(common.table(rows, ["devices", "wrn_batch", "wrn_step_s", "wrn_vs_1", "ctr_batch", "ctr_mesh",
                             "ctr_step_s", "ctr_vs_1"]))
-  payload = {"machine": info, "rows": rows, "argv": sys.argv}
+  if warning:
+    print("WARNING: " + warning)
+  payload = {"machine": info, "warning": warning, "rows": rows, "argv": sys.argv}
   if args.json:
     common.write_json(args.json, payload)
   return payload

@@ -119,10 +119,7 @@ def main(argv=None) -> dict[str, Any]:
   common.set_xla_flags(args.xla_flags)
   import jax  # noqa: PLC0415
 
-  info = common.machine_info()
-  common.print_machine(info)
-  if (warning := common.busy_warning(info)):
-    print(f"# WARNING: {warning}")
+  info, warning = common.machine_header()
   config = common.load_config("tiny" if args.quick else "", method=args.net,
                               batch_size=args.batch_size)
   bench = common.build_step(args.net, config)
@@ -155,14 +152,10 @@ def main(argv=None) -> dict[str, Any]:
   for o in ops[:args.top]:
     print(f"| {o['op']} | {o['ms_per_step']:.2f} | {o['kind']} | {o['library']} | {o['shape']} | "
           f"{o['source'][:70]} |")
-  result = {"benchmark": "op_profile", "machine": info, "net": args.net,
-            "batch_size": args.batch_size, "step_ms": round(wall_ms, 2),
-            "traced_ms": round(covered, 2), "coverage": round(covered / wall_ms, 3),
-            "by_kind": {k: round(v, 3) for k, v in by_kind.most_common()}, "ops": ops}
-  if args.json_out:
-    with open(args.json_out, "w") as f:
-      json.dump(result, f, indent=1)
-  return result
+  return common.finish(
+      "op_profile", info, warning, args.json_out, net=args.net, batch_size=args.batch_size,
+      step_ms=round(wall_ms, 2), traced_ms=round(covered, 2), coverage=round(covered / wall_ms, 3),
+      by_kind={k: round(v, 3) for k, v in by_kind.most_common()}, ops=ops)
 
 
 if __name__ == "__main__":

@@ -247,9 +247,7 @@ def main(argv=None) -> dict[str, Any]:
     for k, v in VARIANTS.items():
       print(f"{k:24s} {' '.join(v)}")
     return {"variants": VARIANTS}
-  info = common.machine_info()
-  common.print_machine(info)
-  warning = common.busy_warning(info)
+  info, warning = common.machine_header()
   rows = []
   with tempfile.TemporaryDirectory(prefix="rocket_profile_") as tmp:
     order = [] if args.no_variants else ["baseline", *args.variants, "baseline"]

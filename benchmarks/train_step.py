@@ -295,9 +295,7 @@ def main(argv=None) -> dict[str, Any]:
 def _main(args) -> dict[str, Any]:
   import numpy as np  # noqa: PLC0415
 
-  info = common.machine_info()
-  common.print_machine(info)
-  warning = common.busy_warning(info)
+  info, warning = common.machine_header()
   b = args.batch_size
   print(f"# batch {b}, light WRN-{args.light_depth}-{args.width}, booster "
         f"WRN-{args.booster_depth}-{args.width}, share {args.share}, {args.compute_dtype}, "
