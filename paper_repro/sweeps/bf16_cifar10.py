@@ -10,7 +10,7 @@ Checks that ``--config.compute_dtype=bfloat16`` does not cost accuracy. CPU scal
 
 
 def get_sweep():
-  return dict(seeds=(0, 1), runs=[
+  return dict(seeds=(0, 1, 2), runs=[
       dict(name="rocket-float32", overrides={"method": "rocket", "compute_dtype": "float32"}),
       dict(name="rocket-bfloat16", overrides={"method": "rocket", "compute_dtype": "bfloat16"}),
   ])
