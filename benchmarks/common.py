@@ -58,6 +58,16 @@ def set_xla_flags(flags: str) -> None:
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
 
 
+def parser(doc: str, *, common_flags: bool = True) -> argparse.ArgumentParser:
+  """A benchmark's argument parser: its docstring's first paragraph as the description and, unless
+  ``common_flags=False``, the flags every timing benchmark shares (``add_common_flags``)."""
+  p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  if common_flags:
+    add_common_flags(p)
+  return p
+
+
 def add_common_flags(p: argparse.ArgumentParser) -> None:
   p.add_argument("--quick", action="store_true", help="tiny nets, batch and step counts (smoke test)")
   p.add_argument("--steps", type=int, default=None, help="train steps per timed round")

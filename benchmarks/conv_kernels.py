@@ -14,7 +14,6 @@ kernels use more than one core.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -33,8 +32,7 @@ QUICK_SHAPES = [(8, 16, 16, 1), (8, 16, 32, 2)]
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  common.add_common_flags(p)
+  p = common.parser(__doc__)
   p.add_argument("--batch_size", type=int, default=None, help="per call (128; 8 with --quick)")
   args = p.parse_args(argv)
   common.fill_defaults(args, steps=1, repeats=15, warmup=2, quick=(1, 2, 1))

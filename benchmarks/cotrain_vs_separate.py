@@ -15,7 +15,6 @@ busier); the FLOP ratio says how much of that the sharing alone explains.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from typing import Any
@@ -27,9 +26,7 @@ from benchmarks import common  # noqa: E402
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  common.add_common_flags(p)
+  p = common.parser(__doc__)
   p.add_argument("--shares", default="group_bottom,none", help="sharing schemes of the rocket steps")
   p.add_argument("--batch_size", type=int, default=None, help="128 (16 with --quick)")
   p.add_argument("--light_depth", type=int, default=None, help="16 (10 with --quick)")

@@ -23,7 +23,6 @@ the ratios are for each part run alone, except ``train_loop``.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
@@ -36,9 +35,7 @@ from benchmarks import common  # noqa: E402
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  common.add_common_flags(p)
+  p = common.parser(__doc__)
   p.add_argument("--dataset", default="auto", choices=("auto", "cifar10", "synthetic"),
                  help="auto: CIFAR-10 if found, else synthetic (synthetic with --quick)")
   p.add_argument("--method", default="rocket", help="the train step to compare with")

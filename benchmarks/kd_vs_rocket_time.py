@@ -19,7 +19,6 @@ compilations may be served from it, and the script says so.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -34,8 +33,7 @@ from benchmarks import common  # noqa: E402
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = common.parser(__doc__, common_flags=False)
   p.add_argument("--quick", action="store_true", help="tiny synthetic runs (smoke test)")
   p.add_argument("--preset", default=None, help="configs/cifar10.py preset: '' (default) or cpu; "
                  "tiny with --quick")

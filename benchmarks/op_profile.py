@@ -18,7 +18,6 @@ to one core (``taskset -c 0``) for a complete picture.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import gzip
@@ -40,8 +39,7 @@ _NOT_OPS = ("$", "ThunkExecutor", "PjitFunction", "CommonPjRt", "SlinkyThreadPoo
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  common.add_common_flags(p)
+  p = common.parser(__doc__)
   p.add_argument("--net", default="light", choices=("light", "booster", "rocket"))
   p.add_argument("--batch_size", type=int, default=None, help="global batch (128; 16 with --quick)")
   p.add_argument("--top", type=int, default=25, help="ops listed one by one")

@@ -19,7 +19,6 @@ NHWC as an explicit im2col (9 shifted slices concatenated, one matmul).
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import subprocess
@@ -64,8 +63,7 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = common.parser(__doc__, common_flags=False)
   p.add_argument("--quick", action="store_true", help="tiny nets; baseline + one variant; small layout")
   p.add_argument("--variants", default="all", help="comma list (see --list) or 'all'")
   p.add_argument("--list", action="store_true", help="print the variants and exit")

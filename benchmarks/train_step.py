@@ -23,7 +23,6 @@ machine for scale.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import pathlib
@@ -239,9 +238,7 @@ class TorchStep:
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  common.add_common_flags(p)
+  p = common.parser(__doc__)
   p.add_argument("--nets", default=",".join(NETS), help=f"comma list of {NETS}")
   p.add_argument("--batch_size", type=int, default=None, help="global batch (128; 16 with --quick)")
   p.add_argument("--light_depth", type=int, default=None, help="16 (10 with --quick)")
