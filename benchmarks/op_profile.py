@@ -1,4 +1,4 @@
-"""Where one train step spends its time, op by op (XLA:CPU or GPU), from a ``jax.profiler`` trace.
+"""Where one train step spends its time, op by op, from a ``jax.profiler`` trace (XLA:CPU).
 
     python benchmarks/op_profile.py                         # light WRN-16-1, batch 128
     taskset -c 0 python benchmarks/op_profile.py --batch_size=64 --net=rocket
@@ -14,6 +14,10 @@ emitter/Eigen), a layout transpose, or an elementwise fusion.
 ``coverage`` = the summed op time / the wall time of a step. On several cores it can be well
 below 1: ops that run on Eigen's own thread pool leave no event of their own. Pin the process
 to one core (``taskset -c 0``) for a complete picture.
+
+Written and checked for XLA:CPU, where the trace names each event after its HLO instruction. On
+a GPU the events are CUDA kernels, whose names need not match the HLO, so the kind and library
+columns can come out as ``other``. Use the XProf/TensorBoard profiler there.
 """
 
 from __future__ import annotations
