@@ -107,6 +107,12 @@ def _preamble(rows: list[dict], title: str, note: str) -> list[str]:
                   f"{' '.join(sys.argv[1:])}`.", ""]
 
 
+def _not_run(rows: list[dict]) -> list[str]:
+  """The runs of the sweep with no finished seed (e.g. left out by ``--only``), under the table."""
+  missing = [r["name"] for r in rows if not r["n"]]
+  return ["", f"Not run (no finished seed in this sweep): {', '.join(missing)}."] if missing else []
+
+
 def markdown_table(runs: list[dict], title: str, note: str = "") -> str:
   rows = [summarize(r) for r in runs]
   lines = _preamble(rows, title, note) + [
@@ -117,13 +123,13 @@ def markdown_table(runs: list[dict], title: str, note: str = "") -> str:
             "| run | seeds | light err (final) | light err (best) | booster err | light params | "
             "booster params | time (min) |",
             "|---|---|---|---|---|---|---|---|"]
-  for r in rows:
+  for r in (r for r in rows if r["n"]):
     boost = mean_std(r["booster"]) + (" †" if r["teacher"] and r["booster"] else "")
     fmt = lambda n: f"{n:,}" if n else "–"  # noqa: E731
     lines.append(f"| {r['name']} | {r['n']} | {mean_std(r['light_final'])} | "
                  f"{mean_std(r['light_best'])} | {boost} | {fmt(r['light_params'])} | "
                  f"{fmt(r['booster_params'])} | {mean_std(r['time_min'])} |")
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + _not_run(rows)) + "\n"
 
 
 # --------------------------------------------------------------------------- CTR
@@ -180,13 +186,13 @@ def markdown_table_ctr(runs: list[dict], title: str, note: str = "") -> str:
             "light epoch | light bytes | of which embeddings | time (min) |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
   fmt = lambda n: f"{n:,}" if n else "–"  # noqa: E731
-  for r in rows:
+  for r in (r for r in rows if r["n"]):
     lines.append(
         f"| {r['name']} | {r['n']} | {_ms4(r['light_auc'])} | {_ms4(r['light_gauc'])} | "
         f"{_ms4(r['light_logloss'])} | {_ms4(r['booster_auc'])} | {_ms4(r['booster_gauc'])} | "
         f"{mean_std(r['epochs'])} | {fmt(r['light_bytes'])} | {fmt(r['light_emb_bytes'])} | "
         f"{mean_std(r['time_min'])} |")
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + _not_run(rows)) + "\n"
 
 
 def plot_ctr(runs: list[dict], path, title: str = "") -> None:

@@ -68,6 +68,13 @@ def test_sweep_end_to_end_then_report(tmp_path):
   runs = json.loads((tmp_path / "out" / "runs.json").read_text())
   assert [r["name"] for r in runs] == ["light", "kd", "booster"]
   assert set(runs[0]["seeds"]) == {"0", "1"}
+  # a run of the plan with no finished seed (e.g. left out by --only) is listed under the table
+  plan = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+  plan["runs"].append({"name": "never", "overrides": {"method": "rocket"}})
+  (tmp_path / "sw" / "sweep.json").write_text(json.dumps(plan))
+  table = report.write_report(tmp_path / "sw", tmp_path / "out2", "Test sweep")
+  assert not any(x.startswith("| never ") for x in table.splitlines())
+  assert "Not run (no finished seed in this sweep): never." in table
 
 
 def test_report_mean_std():
