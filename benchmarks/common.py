@@ -268,6 +268,7 @@ class StepBench:
   flops: float | None
   compile_s: float
   batch_size: int
+  compiled: Any = None  # the executable jitted() runs (``.as_text()`` is its optimised HLO)
 
   def run(self, n: int) -> None:
     m = None
@@ -311,7 +312,8 @@ def build_step(name: str, config, *, num_classes: int = 10, image_shape=(32, 32,
   t0 = time.perf_counter()
   compiled = jitted.lower(state, images, labels, None).compile()  # jitted() reuses this executable
   compile_s = time.perf_counter() - t0
-  return StepBench(name, config, jitted, state, images, labels, flops_of(compiled), compile_s, b)
+  return StepBench(name, config, jitted, state, images, labels, flops_of(compiled), compile_s, b,
+                   compiled)
 
 
 def warm(benches, n: int) -> None:

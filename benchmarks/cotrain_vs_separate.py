@@ -85,12 +85,8 @@ def main(argv=None) -> dict[str, Any]:
   print(common.table(rows, ["name", "step_ms", "min_ms", "max_ms", "images_per_s", "xla_gflop_per_step"]))
   for k, v in ratios.items():
     print(f"ratio {k} = {v:.3f}")
-  if warning:
-    print("WARNING: " + warning)
-  out = {"benchmark": "cotrain_vs_separate", "machine": info, "args": vars(args), "rows": rows,
-         "ratios": ratios, "warning": warning}
-  common.write_json(args.json_out, out)
-  return out
+  return common.finish("cotrain_vs_separate", info, warning, args.json_out, args=vars(args),
+                       rows=rows, ratios=ratios)
 
 
 if __name__ == "__main__":

@@ -121,13 +121,8 @@ def main(argv=None) -> dict:
     ratio = lambda a, b, by=by: by[a]["p50_ms"] / by[b]["p50_ms"]  # noqa: E731
     print(f"N={n}: p50 booster/light (fp32) {ratio('booster fp32', 'light fp32'):.2f}, "
           f"light int8/fp32 {ratio('light int8', 'light fp32'):.2f}")
-  if warning:
-    print("WARNING: " + warning)
-  payload = {"machine": info, "warning": warning, "where": where, "dataset": ds.name, "calls": args.calls,
-             "results": results}
-  if args.json:
-    common.write_json(args.json, payload)
-  return payload
+  return common.finish("ctr_latency", info, warning, args.json, where=where, dataset=ds.name,
+                       calls=args.calls, results=results)
 
 
 if __name__ == "__main__":

@@ -149,13 +149,8 @@ def main(argv=None) -> dict[str, Any]:
     print(f"ratio {k} = {v:.3f}")
   target = ratios["host+augment/train_step"] >= 10
   print(f"pipeline headroom target (host+augment >= 10x the step): {'met' if target else 'NOT met'}")
-  if warning:
-    print("WARNING: " + warning)
-  out = {"benchmark": "input_pipeline", "machine": info, "args": vars(args),
-         "data": ds.description or ds.name, "rows": rows, "ratios": ratios, "target_met": target,
-         "warning": warning}
-  common.write_json(args.json_out, out)
-  return out
+  return common.finish("input_pipeline", info, warning, args.json_out, args=vars(args),
+                       data=ds.description or ds.name, rows=rows, ratios=ratios, target_met=target)
 
 
 if __name__ == "__main__":

@@ -139,12 +139,9 @@ def main(argv=None) -> dict[str, Any]:
         f"{args.steps} steps are not meaningful)")
   for k, v in ratios.items():
     print(f"wall-time ratio {k} = {v:.3f}")
-  if warning:
-    print("WARNING: " + warning)
-  out = {"benchmark": "kd_vs_rocket_time", "machine": info, "args": vars(args), "dataset": dataset,
-         "compilation_cache": cache or None, "results": results, "ratios": ratios, "warning": warning}
-  common.write_json(args.json_out, out)
-  return out
+  return common.finish("kd_vs_rocket_time", info, warning, args.json_out, args=vars(args),
+                       dataset=dataset, compilation_cache=cache or None, results=results,
+                       ratios=ratios)
 
 
 if __name__ == "__main__":

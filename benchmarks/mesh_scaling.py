@@ -147,12 +147,7 @@ def main(argv=None) -> dict:
   print("\nStep time at a fixed global batch vs number of simulated CPU devices (same 2 cores):")
   print(common.table(rows, ["devices", "wrn_batch", "wrn_step_s", "wrn_vs_1", "ctr_batch", "ctr_mesh",
                             "ctr_step_s", "ctr_vs_1"]))
-  if warning:
-    print("WARNING: " + warning)
-  payload = {"machine": info, "warning": warning, "rows": rows, "argv": sys.argv}
-  if args.json:
-    common.write_json(args.json, payload)
-  return payload
+  return common.finish("mesh_scaling", info, warning, args.json, rows=rows, argv=sys.argv)
 
 
 if __name__ == "__main__":

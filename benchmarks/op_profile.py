@@ -125,8 +125,7 @@ def main(argv=None) -> dict[str, Any]:
   config = common.load_config("tiny" if args.quick else "", method=args.net,
                               batch_size=args.batch_size)
   bench = common.build_step(args.net, config)
-  hlo = bench.jitted.lower(bench.state, bench.images, bench.labels, None).compile().as_text()
-  lines, bodies = _instructions(hlo)
+  lines, bodies = _instructions(bench.compiled.as_text())
   bench.run(args.warmup)
   t0 = time.perf_counter()
   bench.run(args.steps)

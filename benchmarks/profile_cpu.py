@@ -283,12 +283,8 @@ def main(argv=None) -> dict[str, Any]:
     print("(forward + both gradients of one conv; im2col = 9 shifted slices concatenated + one matmul)")
     print(common.table(layout, ["conv", "NHWC_ms", "NCHW_ms", "im2col_ms", "NHWC_gflop_s", "NCHW_gflop_s",
                                 "im2col_gflop_s"]))
-  if warning:
-    print("WARNING: " + warning)
-  out = {"benchmark": "profile_cpu", "machine": info, "args": vars(args), "rows": rows,
-         "baseline_spread": spread, "breakdown": parts, "conv_layout": layout, "warning": warning}
-  common.write_json(args.json_out, out)
-  return out
+  return common.finish("profile_cpu", info, warning, args.json_out, args=vars(args), rows=rows,
+                       baseline_spread=spread, breakdown=parts, conv_layout=layout)
 
 
 if __name__ == "__main__":

@@ -369,13 +369,8 @@ def _main(args) -> dict[str, Any]:
   if not torch_steps:
     print("(PyTorch comparison skipped: " + ("--torch=off" if args.torch == "off" else
                                              "torch is not installed") + ")")
-  if warning:
-    print("WARNING: " + warning)
-  out = {"benchmark": "train_step", "machine": info, "args": vars(args), "rows": rows,
-         "matmul_peak_flop_s": peak, "torch_matmul_peak_flop_s": torch_peak, "ratios": ratios,
-         "warning": warning}
-  common.write_json(args.json_out, out)
-  return out
+  return common.finish("train_step", info, warning, args.json_out, args=vars(args), rows=rows,
+                       matmul_peak_flop_s=peak, torch_matmul_peak_flop_s=torch_peak, ratios=ratios)
 
 
 if __name__ == "__main__":

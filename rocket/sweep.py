@@ -34,7 +34,7 @@ import types
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rocket.config_util import apply_overrides  # noqa: F401 -- part of this module's API
+from rocket.config_util import apply_overrides
 
 FLAGS = flags.FLAGS
 _F = types.SimpleNamespace()  # the flag holders, once define_flags() has run
