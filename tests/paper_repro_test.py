@@ -16,11 +16,6 @@ from tests.conftest import ROOT, load_config
 
 
 
-def with_overrides(config, overrides: dict):
-  """A copy of ``config`` with dotted-key overrides."""
-  return apply_overrides(config, overrides)
-
-
 def load_sweep(path):
   spec = importlib.util.spec_from_file_location("sweep_file", path)
   mod = importlib.util.module_from_spec(spec)
@@ -56,7 +51,7 @@ def write_plan(root: pathlib.Path, runs: list[dict], seeds=(0, 1)):
 
 
 def image_config(**overrides) -> dict:
-  return with_overrides(load_config("cpu"), overrides).to_dict()
+  return apply_overrides(load_config("cpu"), overrides).to_dict()
 
 
 @pytest.fixture
@@ -216,18 +211,18 @@ def test_every_sweep_run_finds_its_paper_column():
   for file, want in expected.items():
     s = load_sweep(ROOT / "paper_repro" / "sweeps" / file)
     for run in s["runs"]:
-      cfg = with_overrides(base, run["overrides"]).to_dict()
+      cfg = apply_overrides(base, run["overrides"]).to_dict()
       got = compare.paper_entries(cfg)
       if run["name"] in want:
         assert (got[0][:2] if got else None) == want[run["name"]], (file, run["name"], got)
   # Table 1 row (a) for bottom sharing; row 2 for the WRN-16-2 pair; exact matches at full scale
-  full = with_overrides(load_config(""), {"share": "bottom"}).to_dict()
+  full = apply_overrides(load_config(""), {"share": "bottom"}).to_dict()
   row, exact = compare.paper_row("cifar10_methods", "rocket", full)
   assert row["share"] == "a" and exact
-  wide = with_overrides(load_config(""), {"light.width": 2, "booster.width": 2}).to_dict()
+  wide = apply_overrides(load_config(""), {"light.width": 2, "booster.width": 2}).to_dict()
   row, exact = compare.paper_row("cifar10_methods", "rocket", wide)
   assert row["light_net"] == "WRN-16-2" and row["rocket"] == 5.67 and exact
-  t4 = compare.paper_entries(with_overrides(load_config(""), {"dataset": "svhn"}).to_dict())
+  t4 = compare.paper_entries(apply_overrides(load_config(""), {"dataset": "svhn"}).to_dict())
   assert t4 == [("svhn", "rocket", "light")]
   assert compare.paper_value(compare.paper_row("svhn", "rocket", {})[0], "rocket") == 2.29
 
@@ -258,4 +253,4 @@ def test_every_sweep_file_names_real_config_fields(file):
   assert spec, f"{file}: its docstring should show the rocket.sweep command (with --config=...)"
   base = config_util.load_config(spec.group(1))
   for run in s["runs"]:
-    config_util.apply_overrides(base, dict(run.get("overrides", {}), seed=0))  # ValueError if not
+    apply_overrides(base, dict(run.get("overrides", {}), seed=0))  # ValueError if not
