@@ -125,7 +125,9 @@ def normalize(images_u8, mean, std, dtype=jnp.float32):
 def augment(rng, images, pad: int = 4, pad_mode: str = "constant", flip: bool = True):
   """Random ``pad``-pixel-padded crop and (``flip``) horizontal flip, per image, on device.
 
-  Works on any dtype; ``images`` is ``[B, H, W, C]``.
+  Works on any dtype; ``images`` is ``[B, H, W, C]``.  ``pad_mode`` is a ``jnp.pad`` mode:
+  ``constant`` (zeros), ``reflect`` or ``symmetric`` (the edge pixel repeated, which is
+  OpenCV's ``BORDER_REFLECT``, the official code's).
   """
   b, h, w, _ = images.shape
   k_crop, k_flip = jax.random.split(rng)

@@ -7,13 +7,14 @@ examples only, which the evaluation of a last, padded batch needs.
 Hint losses (``hint_loss``) compare the light net's logits ``z_l`` with the
 booster's ``z_b``:
 
-* ``mse_logits`` (the paper's): mean over batch and classes of ``(z_l - z_b)^2``
-  (PyTorch's ``F.mse_loss`` convention, which the official code's hint weight
-  0.03 is tuned for).
+* ``mse_logits`` (the paper's eq. 1, ``||z_l - z_b||^2``): ``(z_l - z_b)^2``
+  **summed over classes**, averaged over the batch.  This is the official
+  code's ``gamma * ((z_b - z_l)**2).sum() / batchSize``, which its
+  ``gamma = 0.03`` multiplies.
 * ``kd_kl`` (Hinton et al.): ``T^2 * KL(softmax(z_b / T) || softmax(z_l / T))``,
   summed over classes and averaged over the batch.
-* ``l2_softmax``: mean over batch and classes of
-  ``(softmax(z_l) - softmax(z_b))^2``.
+* ``l2_softmax``: ``(softmax(z_l) - softmax(z_b))^2`` summed over classes,
+  averaged over the batch (eq. 1 after a softmax).
 
 Gradient block: with ``gradient_block=True`` the booster's logits go through
 ``jax.lax.stop_gradient``, so the hint pulls the light net toward the booster
@@ -62,13 +63,19 @@ def cross_entropy(logits, labels, weights=None):
   return _mean(per, weights)
 
 
-def kd_kl(student_logits, teacher_logits, temperature=4.0, weights=None):
-  """Hinton's distillation term: T^2 KL(p_teacher^T || p_student^T), batch mean."""
+def kd_kl(student_logits, teacher_logits, temperature=4.0, weights=None, class_mean=False):
+  """Hinton's distillation term: T^2 KL(p_teacher^T || p_student^T), batch mean.
+
+  ``class_mean=True`` also divides by the number of classes, as the official code's
+  ``F.kl_div`` (PyTorch's old default reduction: the mean over batch x classes) does.
+  """
   t = temperature
   student_logits, teacher_logits = two_class(student_logits), two_class(teacher_logits)
   log_p_s = jax.nn.log_softmax(student_logits.astype(jnp.float32) / t)
   log_p_t = jax.nn.log_softmax(teacher_logits.astype(jnp.float32) / t)
   per = jnp.sum(jnp.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+  if class_mean:
+    per = per / per.dtype.type(student_logits.shape[-1])
   return _mean(per, weights) * t * t
 
 
@@ -81,12 +88,12 @@ def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0,
     z_b = jax.lax.stop_gradient(z_b)
   if kind == "mse_logits":
     sq = jnp.square(z_l - z_b)
-    per = sq if sq.ndim == 1 else jnp.mean(sq, axis=-1)  # binary: one logit per example
+    per = sq if sq.ndim == 1 else jnp.sum(sq, axis=-1)  # binary: one logit per example
   elif kind == "kd_kl":
     return kd_kl(z_l, z_b, temperature, weights)
   elif kind == "l2_softmax":
     p_l, p_b = jax.nn.softmax(two_class(z_l)), jax.nn.softmax(two_class(z_b))
-    per = jnp.mean(jnp.square(p_l - p_b), axis=-1)
+    per = jnp.sum(jnp.square(p_l - p_b), axis=-1)
   else:
     raise ValueError(f"unknown hint kind {kind!r}; choose one of {HINT_KINDS}")
   return _mean(per, weights)
@@ -114,8 +121,8 @@ def attention_transfer(student_features, teacher_features, weights=None):
   """Sum over feature-map pairs of mean_{spatial}((a_s - a_t)^2), averaged over the batch.
 
   This is the AT paper's per-group term (their code: ``(at(x) - at(y)).pow(2).mean()``); the
-  trainer multiplies the sum by ``beta / 2`` (their default beta = 1e3).  The teacher side is
-  treated as a constant.
+  trainer multiplies the sum by ``beta`` (the official codes' weight, ``loss_convention=paper``)
+  or ``beta / 2`` (the AT paper's eq. 2, ``modern``).  The teacher side is treated as a constant.
   """
   total = 0.0
   for fs, ft in zip(student_features, teacher_features, strict=True):

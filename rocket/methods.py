@@ -9,20 +9,32 @@ method     nets trained       loss
 light      light              CE(light)
 booster    booster            CE(booster)
 rocket     light + booster    CE(light) + CE(booster) + lambda * hint(light, booster)
-rocket_kd  light + booster    (1-a) CE(light) + CE(booster) + lambda * hint + a * KD(booster -> light)
-kd         light (+teacher)   (1-a) CE(light) + a * KD(teacher -> light)
-at         light (+teacher)   CE(light) + beta/2 * AT(teacher -> light)
-at_kd      light (+teacher)   (1-a) CE(light) + a * KD(teacher -> light) + beta/2 * AT(...)
+rocket_kd  light + booster    c CE(light) + CE(booster) + lambda * hint + KD(teacher -> light)
+           (+teacher)
+kd         light (+teacher)   (1-a) CE(light) + KD(teacher -> light)
+at         light (+teacher)   CE(light) + b * AT(teacher -> light)
+at_kd      light (+teacher)   (1-a) CE(light) + KD(teacher -> light) + b * AT(...)
 =========  =================  ==========================================================
 
-KD is Hinton's ``T^2 * KL(softmax(z_t/T) || softmax(z_s/T))`` (``kd.temperature``,
-``kd.alpha``).  The official Rocket/AT PyTorch code scales its KD term by an
-extra factor 2 (``T*T*2*alpha``); we keep Hinton's form, so ``kd.alpha=0.9``
-here is not numerically the same weight as theirs.  AT is the attention
-transfer of Zagoruyko & Komodakis at the output of each of the three WRN
-groups, weighted by ``beta / 2`` (``at.beta``, their default 1e3), as in their
-code.  The teacher of ``kd``/``at``/``at_kd`` is a booster-sized net trained
-alone first (see ``rocket.train.train_and_evaluate``).
+The teacher is a booster-sized net trained alone first (a finished ``booster``
+run, see ``rocket.train.prepare_teacher``); ``rocket_kd`` is the paper's
+"Rocket+KD": rocket co-training plus KD from such a pre-trained teacher.
+
+``config.loss_convention`` sets the scales of the baselines' terms (the hint
+is the paper's in both):
+
+==============  ==================================  ===============================
+term            ``paper`` (the official code)        ``modern`` (default)
+==============  ==================================  ===============================
+KD              2 a T^2 / C * KL  (``F.kl_div``'s   a T^2 * KL  (Hinton et al.)
+                mean over batch x classes)
+c (rocket_kd)   1                                   1 - a
+AT weight b     beta                                beta / 2  (AT paper, eq. 2)
+==============  ==================================  ===============================
+
+KL is ``KL(softmax(z_t/T) || softmax(z_s/T))`` summed over classes and averaged
+over the batch; ``a = kd.alpha``, ``T = kd.temperature``, ``beta = at.beta``,
+``C`` the number of classes.
 """
 
 from __future__ import annotations
@@ -30,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import jax
 import jax.numpy as jnp
 
 from rocket import losses
@@ -41,7 +52,7 @@ class Method:
   name: str
   nets: tuple[str, ...]  # nets the model holds, each trained by cross-entropy
   hint: bool = False  # adds lambda * hint(light, booster)
-  kd_from: Optional[str] = None  # "teacher" | "booster": KD term on the light net
+  kd_from: Optional[str] = None  # "teacher": KD term on the light net
   at: bool = False  # attention transfer from the teacher
   description: str = ""
 
@@ -56,8 +67,8 @@ METHODS = {
         Method("booster", ("booster",), description="the booster net trained alone (baseline)"),
         Method("rocket", ("light", "booster"), hint=True,
                description="Rocket Launching: co-training with shared layers and a hint"),
-        Method("rocket_kd", ("light", "booster"), hint=True, kd_from="booster",
-               description="Rocket Launching plus KD from the co-trained booster"),
+        Method("rocket_kd", ("light", "booster"), hint=True, kd_from="teacher",
+               description="Rocket Launching plus KD from a booster-sized teacher trained first"),
         Method("kd", ("light",), kd_from="teacher",
                description="Hinton KD from a booster-sized teacher trained first"),
         Method("at", ("light",), at=True,
@@ -71,6 +82,7 @@ METHODS = {
 # booster; "strict" blocks only the booster's own parameters: the shared
 # layers receive the gradient through the light path *and* the booster path.
 GRADIENT_BLOCK_MODES = ("on", "off", "strict")
+LOSS_CONVENTIONS = ("modern", "paper")
 
 
 def get_method(name: str) -> Method:
@@ -91,15 +103,19 @@ def normalize_gradient_block(value) -> str:
   return v
 
 
+def loss_convention(config) -> str:
+  name = config.get("loss_convention", "modern")
+  if name not in LOSS_CONVENTIONS:
+    raise ValueError(f"config.loss_convention must be one of {LOSS_CONVENTIONS}, got {name!r}")
+  return name
+
+
 def booster_transfer_terms(method: Method, light_logits, booster_logits, config, blocked: bool):
-  """The terms through which the booster teaches the light net (hint, KD from booster)."""
+  """The terms through which the booster teaches the light net (the hint)."""
   terms = {}
   if method.hint:
     terms["hint"] = losses.hint_loss(light_logits, booster_logits, config.hint.kind,
                                      config.hint.temperature, gradient_block=blocked)
-  if method.kd_from == "booster":
-    target = booster_logits if not blocked else jax.lax.stop_gradient(booster_logits)
-    terms["kd"] = losses.kd_kl(light_logits, target, config.kd.temperature)
   return terms
 
 
@@ -114,7 +130,8 @@ def loss_terms(method: Method, outputs, labels, config, blocked: bool, teacher=N
   if "booster" in logits and "light" in logits:
     terms.update(booster_transfer_terms(method, logits["light"], logits["booster"], config, blocked))
   if method.kd_from == "teacher":
-    terms["kd"] = losses.kd_kl(logits["light"], teacher["logits"], config.kd.temperature)
+    terms["kd"] = losses.kd_kl(logits["light"], teacher["logits"], config.kd.temperature,
+                               class_mean=loss_convention(config) == "paper")
   if method.at:
     terms["at"] = losses.attention_transfer(outputs["features"]["light"],
                                             teacher["features"])
@@ -126,15 +143,18 @@ def term_weights(method: Method, config, step=None, steps_per_epoch: int = 0) ->
 
   ``step`` (an array inside the train step) and ``steps_per_epoch`` enable the ramp.
   """
+  paper = loss_convention(config) == "paper"
   w = {f"ce_{n}": 1.0 for n in method.nets}
   if method.kd_from:
-    w["ce_light"] = 1.0 - float(config.kd.alpha)
-    w["kd"] = float(config.kd.alpha)
+    alpha = float(config.kd.alpha)
+    if not (paper and method.hint):  # the official rocket+KD keeps the full CE(light)
+      w["ce_light"] = 1.0 - alpha
+    w["kd"] = 2.0 * alpha if paper else alpha
   if method.hint:
     w["hint"] = float(config.hint.weight)
     warm = float(config.hint.warmup_epochs) * steps_per_epoch
     if step is not None and warm > 0:
       w["hint"] = w["hint"] * jnp.minimum(1.0, (step.astype(jnp.float32) + 1.0) / warm)
   if method.at:
-    w["at"] = float(config.at.beta) / 2.0
+    w["at"] = float(config.at.beta) if paper else float(config.at.beta) / 2.0
   return w

@@ -24,6 +24,9 @@ import numpy as np
 from rocket import input_pipeline, methods
 
 TASKS = ("image", "ctr")
+# Random-crop padding: zeros, numpy "reflect" (edge pixel not repeated) or numpy "symmetric"
+# (edge repeated: cv2.BORDER_REFLECT, the official code's).
+PAD_MODES = ("constant", "reflect", "symmetric")
 
 
 def task_name(config) -> str:
@@ -75,22 +78,30 @@ class ImageTask(Task):
   name = "image"
 
   def validate(self, config):
-    from rocket.models.rocket import SHARE_SCHEMES, check_sharing  # noqa: PLC0415
-    from rocket.models.wrn import WRNSpec  # noqa: PLC0415
+    from rocket import train  # noqa: PLC0415
+    from rocket.models.rocket import check_share_name, check_sharing  # noqa: PLC0415
+    from rocket.models.wrn import WRNSpec, check_init  # noqa: PLC0415
 
     method = methods.get_method(config.method)
-    for net in method.nets:
+    try:
+      check_share_name(config.share)
+    except ValueError as e:
+      raise ValueError(f"config.share: {e}") from None
+    for net in ("light", "booster"):
       try:
         WRNSpec(config[net].depth, config[net].width)
       except ValueError as e:
         raise ValueError(f"config.{net}: {e}") from None
-    if config.share not in SHARE_SCHEMES:
-      raise ValueError(f"config.share must be one of {SHARE_SCHEMES}, got {config.share!r}")
+    specs = train.wrn_specs(config)
     if len(method.nets) == 2:
-      check_sharing(WRNSpec(config.light.depth, config.light.width),
-                    WRNSpec(config.booster.depth, config.booster.width), config.share)
-    if config.pad_mode not in ("constant", "reflect"):
-      raise ValueError(f"config.pad_mode must be 'constant' or 'reflect', got {config.pad_mode!r}")
+      check_sharing(specs["light"], specs["booster"], config.share)
+    if method.at and specs["light"].num_groups != 3:
+      raise ValueError(f"method {config.method!r} transfers attention at the three WRN groups, but "
+                       f"share='bottom' trains a two-group light net; use share='interval' or 'none' "
+                       f"(the paper has no AT row for bottom)")
+    if config.pad_mode not in PAD_MODES:
+      raise ValueError(f"config.pad_mode must be one of {PAD_MODES}, got {config.pad_mode!r}")
+    check_init(config.get("init", "he_fan_out"))
 
   def load(self, config):
     from rocket.data import load_dataset  # noqa: PLC0415
@@ -112,13 +123,13 @@ class ImageTask(Task):
     return train.build_model(config, ds.num_classes)
 
   def arch(self, config, ds):
-    from rocket.models.wrn import WRNSpec  # noqa: PLC0415
+    from rocket import train  # noqa: PLC0415
 
     method = methods.get_method(config.method)
     arch = {"method": config.method, "num_classes": ds.num_classes,
             "image_shape": list(ds.image_shape)}
-    for n in method.nets:
-      arch[n] = WRNSpec(config[n].depth, config[n].width).name
+    for n, spec in train.wrn_specs(config).items():
+      arch[n] = spec.name
     if len(method.nets) == 2:
       arch["share"] = config.share
     return arch

@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from rocket import checkpoint as ckpt_lib
 from rocket import input_pipeline, losses, methods, tasks
 from rocket.data import Dataset
-from rocket.models.rocket import RocketNet, owner_tree
+from rocket.models.rocket import RocketNet, light_spec, owner_tree
 from rocket.models.wrn import WRNSpec
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -70,6 +70,10 @@ def validate_config(config) -> None:
   if config.hint.temperature <= 0:
     raise ValueError(f"config.hint.temperature must be > 0, got {config.hint.temperature}")
   methods.normalize_gradient_block(config.gradient_block)
+  methods.loss_convention(config)
+  if config.optim.get("reset_momentum", False) and config.optim.schedule != "step":
+    raise ValueError("config.optim.reset_momentum resets the momentum at the step schedule's LR "
+                     "drops; set config.optim.schedule='step' or turn it off")
   if config.get("compute_dtype", "float32") not in DTYPES:
     raise ValueError(f"config.compute_dtype must be one of {tuple(DTYPES)}, got {config.compute_dtype!r}")
   if config.optim.schedule not in SCHEDULES:
@@ -102,22 +106,34 @@ def arch_fingerprint(config, data) -> dict[str, Any]:
   return tasks.get_task(config).arch(config, data)
 
 
+def wrn_specs(config) -> dict[str, WRNSpec]:
+  """The WRN of each net an image config trains (under ``share=bottom`` the light net is the
+  booster's first two groups, :func:`rocket.models.rocket.light_spec`)."""
+  method = methods.get_method(config.method)
+  booster = WRNSpec(config.booster.depth, config.booster.width)
+  specs = {"light": light_spec(config.share, WRNSpec(config.light.depth, config.light.width), booster),
+           "booster": booster}
+  return {n: specs[n] for n in method.nets}
+
+
 def build_model(config, num_classes: int) -> RocketNet:
   """The WRN light/booster model of an image config (CTR: :func:`rocket.tasks.build_ctr_model`)."""
-  method = methods.get_method(config.method)
-  spec = lambda n: WRNSpec(config[n].depth, config[n].width) if n in method.nets else None  # noqa: E731
-  return RocketNet(light=spec("light"), booster=spec("booster"), share=config.share,
+  specs = wrn_specs(config)
+  return RocketNet(light=specs.get("light"), booster=specs.get("booster"), share=config.share,
                    num_classes=num_classes, bn_momentum=config.bn_momentum,
-                   dtype=DTYPES[config.compute_dtype])
+                   dtype=DTYPES[config.compute_dtype], init_scheme=config.get("init", "he_fan_out"))
 
 
 def create_optimizer(config, total_steps: int, steps_per_epoch: int):
   """SGD (Nesterov; default), Adam or Adagrad, + L2 weight decay + optional clipping.
 
   Returns ``(tx, schedule)``.  Weight decay is added to the gradient (PyTorch's
-  SGD convention), before the optimiser's own transformation.
+  SGD convention), before the optimiser's own transformation.  With
+  ``optim.reset_momentum`` the optimiser's state starts afresh at every drop of
+  the step schedule, as the official code's re-created ``torch.optim.SGD`` does.
   """
   o = config.optim
+  bounds = {}
   if o.schedule == "step":
     bounds = {int(round(f * total_steps)): o.lr_decay for f in o.lr_boundaries}
     sched = optax.piecewise_constant_schedule(o.lr, bounds)
@@ -140,9 +156,32 @@ def create_optimizer(config, total_steps: int, steps_per_epoch: int):
     parts.append(optax.adam(sched))
   elif name == "adagrad":
     parts.append(optax.adagrad(sched, initial_accumulator_value=o.get("adagrad_init", 0.1)))
+  elif o.momentum:  # optax.sgd, spelled out so that only the momentum can be reset
+    trace = optax.trace(decay=o.momentum, nesterov=o.nesterov)
+    if o.get("reset_momentum", False) and bounds:
+      trace = reset_state_at(trace, tuple(sorted(bounds)))
+    parts.append(optax.chain(trace, optax.scale_by_learning_rate(sched)))
   else:
-    parts.append(optax.sgd(sched, momentum=o.momentum or None, nesterov=o.nesterov))
+    parts.append(optax.sgd(sched))
   return float32_state(optax.chain(*parts)), sched
+
+
+def reset_state_at(inner: optax.GradientTransformation, steps) -> optax.GradientTransformation:
+  """``inner`` whose state is re-initialised just before the updates of the given step numbers."""
+  steps = jnp.asarray(steps, jnp.int32)
+
+  def init(params):
+    return (jnp.zeros((), jnp.int32), inner.init(params))
+
+  def update(updates, state, params=None):
+    count, inner_state = state
+    fresh = inner.init(updates)  # optimiser states are shaped like the updates
+    reset = jnp.any(count == steps)
+    inner_state = jax.tree.map(lambda f, s: jnp.where(reset, f, s), fresh, inner_state)
+    updates, inner_state = inner.update(updates, inner_state, params)
+    return updates, (count + 1, inner_state)
+
+  return optax.GradientTransformation(init, update)
 
 
 def float32_state(inner: optax.GradientTransformation) -> optax.GradientTransformation:
@@ -423,7 +462,8 @@ def count_params(params) -> dict[str, int]:
 
 # Config fields that do not change what a (booster-alone) teacher run computes.
 _NOT_TEACHER = ("progress_bar", "log_every_steps", "max_checkpoints", "checkpoint_every_steps",
-                "light", "share", "hint", "kd", "at", "gradient_block", "teacher_workdir")
+                "light", "share", "hint", "kd", "at", "gradient_block", "teacher_workdir",
+                "loss_convention")
 
 
 def _teacher_config(config):
