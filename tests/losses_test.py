@@ -23,10 +23,15 @@ def test_cross_entropy_matches_numpy():
   np.testing.assert_allclose(losses.cross_entropy(ZL, Y, W), (ref * W).sum() / W.sum(), rtol=1e-6)
 
 
-def test_mse_logits_matches_numpy():
-  ref = ((ZL - ZB) ** 2).mean()
+def test_mse_logits_is_the_official_hint():
+  """The official hint ``((z_b - z_l)**2).sum() / batchSize``, on a hand-made example."""
+  z_l = np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 1.0]], np.float32)
+  z_b = np.array([[0.0, 4.0, 1.0], [3.0, 0.0, 1.0]], np.float32)
+  # squared differences: [1, 4, 1] and [9, 0, 0] -> summed over classes 6 and 9 -> / batch 2
+  assert float(losses.hint_loss(z_l, z_b, "mse_logits")) == pytest.approx(7.5)
+  ref = ((ZL - ZB) ** 2).sum() / len(ZL)
   np.testing.assert_allclose(losses.hint_loss(ZL, ZB, "mse_logits"), ref, rtol=1e-6)
-  ref_w = (((ZL - ZB) ** 2).mean(-1) * W).sum() / W.sum()
+  ref_w = (((ZL - ZB) ** 2).sum(-1) * W).sum() / W.sum()
   np.testing.assert_allclose(losses.hint_loss(ZL, ZB, "mse_logits", weights=W), ref_w, rtol=1e-6)
 
 
@@ -39,7 +44,7 @@ def test_kd_kl_matches_numpy(t):
 
 
 def test_l2_softmax_matches_numpy():
-  ref = ((np_softmax(ZL) - np_softmax(ZB)) ** 2).mean()
+  ref = ((np_softmax(ZL) - np_softmax(ZB)) ** 2).sum(-1).mean()
   np.testing.assert_allclose(losses.hint_loss(ZL, ZB, "l2_softmax"), ref, rtol=1e-5)
 
 
@@ -70,7 +75,7 @@ def test_binary_logits_read_as_two_class():
   z, b = jnp.array([0.3, -1.2, 2.0]), jnp.array([1.3, -1.7, 2.2])
   two = losses.two_class
   # every hint kind of [B] logits equals the same hint of the two-class logits [0, z]
-  for kind in ("kd_kl", "l2_softmax"):
+  for kind in losses.HINT_KINDS:
     np.testing.assert_allclose(losses.hint_loss(z, b, kind, 2.0), losses.hint_loss(two(z), two(b), kind, 2.0),
                                rtol=1e-6)
   assert float(losses.hint_loss(z, b, "kd_kl", 2.0)) > 0

@@ -41,7 +41,94 @@ def test_term_weights():
   w = methods.term_weights(methods.get_method("at_kd"), c)
   assert w["at"] == 500.0 and w["kd"] == 0.9
   w = methods.term_weights(methods.get_method("rocket_kd"), c)
-  assert set(w) == {"ce_light", "ce_booster", "hint", "kd"} and w["ce_booster"] == 1.0
+  assert w == {"ce_light": pytest.approx(0.1), "ce_booster": 1.0, "hint": 0.03, "kd": 0.9}
+  assert methods.get_method("rocket_kd").needs_teacher  # the paper's: a pre-trained teacher
+  with pytest.raises(ValueError, match="loss_convention"):
+    methods.term_weights(methods.get_method("kd"), load_config("tiny", loss_convention="hinton"))
+
+
+# --- the official code's formulas (zhougr1993/Rocket-Launching utils.py, rocket_interval.py),
+# written out in numpy as PyTorch computes them, on hand-made logits and feature maps.
+
+def np_log_softmax(z):
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def np_ce(z, y):
+  return -np_log_softmax(z)[np.arange(len(y)), y].mean()
+
+
+def official_kl_term(y, t, T, alpha):
+  """``F.kl_div(F.log_softmax(y/T), F.softmax(t/T)) * (T*T*2*alpha)``: kl_div's (old default)
+  reduction is the mean over batch x classes."""
+  p_t = np.exp(np_log_softmax(t / T))
+  return (p_t * (np.log(p_t) - np_log_softmax(y / T))).mean() * (T * T * 2.0 * alpha)
+
+
+def official_at(x, y):
+  a = lambda f: (f ** 2).mean(-1).reshape(len(f), -1)  # noqa: E731  (NHWC: channels last)
+  n = lambda v: v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)  # noqa: E731
+  return ((n(a(x)) - n(a(y))) ** 2).mean()
+
+
+RNG = np.random.default_rng(3)
+Z_S = np.array([[2.0, -1.0, 0.5, 0.0], [0.1, 0.2, 3.0, -2.0], [1.0, 1.0, 1.0, 1.0]], np.float32)
+Z_T = np.array([[4.0, 0.0, -1.0, 0.0], [0.0, 1.0, 2.0, -1.0], [3.0, -3.0, 0.0, 0.5]], np.float32)
+Z_B = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0], [0.0, 2.0, 0.0, 1.0]], np.float32)
+LABELS = np.array([0, 2, 1])
+F_S = [RNG.normal(size=(3, 8, 8, 4)).astype(np.float32), RNG.normal(size=(3, 4, 4, 8)).astype(np.float32)]
+F_T = [RNG.normal(size=(3, 8, 8, 16)).astype(np.float32), RNG.normal(size=(3, 4, 4, 32)).astype(np.float32)]
+
+
+def weighted_loss(method_name, config, logits):
+  method = methods.get_method(method_name)
+  outputs = {"logits": {k: jnp.asarray(v) for k, v in logits.items()},
+             "features": {"light": [jnp.asarray(f) for f in F_S]}}
+  teacher = {"logits": jnp.asarray(Z_T), "features": [jnp.asarray(f) for f in F_T]}
+  terms = methods.loss_terms(method, outputs, jnp.asarray(LABELS), config, True, teacher)
+  weights = methods.term_weights(method, config)
+  return float(sum(weights[k] * v for k, v in terms.items()))
+
+
+@pytest.mark.parametrize("alpha,temperature", [(0.9, 4.0), (0.5, 2.0)])
+def test_paper_kd_is_the_official_distillation(alpha, temperature):
+  c = load_config("tiny", loss_convention="paper", **{"kd.alpha": alpha, "kd.temperature": temperature})
+  official = official_kl_term(Z_S, Z_T, temperature, alpha) + np_ce(Z_S, LABELS) * (1 - alpha)
+  assert weighted_loss("kd", c, {"light": Z_S}) == pytest.approx(official, rel=1e-5)
+  # modern (Hinton): alpha * T^2 * KL summed over classes = C / 2 times the official KD term
+  m = load_config("tiny", **{"kd.alpha": alpha, "kd.temperature": temperature})
+  hinton = official_kl_term(Z_S, Z_T, temperature, alpha) * Z_S.shape[1] / 2 + np_ce(Z_S, LABELS) * (1 - alpha)
+  assert weighted_loss("kd", m, {"light": Z_S}) == pytest.approx(hinton, rel=1e-5)
+
+
+def test_paper_at_and_at_kd_are_the_official_losses():
+  c = load_config("tiny", loss_convention="paper")
+  beta, alpha, t = 1e3, 0.9, 4.0
+  at = sum(official_at(x, y) for x, y in zip(F_S, F_T))
+  # official AT alone: distillation with alpha=0 (= CE) + beta * sum of at_loss
+  c_at = load_config("tiny", loss_convention="paper")
+  assert weighted_loss("at", c_at, {"light": Z_S}) == pytest.approx(np_ce(Z_S, LABELS) + beta * at, rel=1e-5)
+  official = official_kl_term(Z_S, Z_T, t, alpha) + np_ce(Z_S, LABELS) * (1 - alpha) + beta * at
+  assert weighted_loss("at_kd", c, {"light": Z_S}) == pytest.approx(official, rel=1e-5)
+  # modern: beta / 2 on the same term
+  m = load_config("tiny")
+  assert weighted_loss("at", m, {"light": Z_S}) == pytest.approx(np_ce(Z_S, LABELS) + beta / 2 * at, rel=1e-5)
+
+
+def test_paper_rocket_kd_is_the_official_loss():
+  """rocket_distillation(ys, y_t) + CE(booster) + CE(light) + gamma * ((y_b - ys)**2).sum() / batch."""
+  c = load_config("tiny", loss_convention="paper")
+  gamma, alpha, t = 0.03, 0.9, 4.0
+  official = (official_kl_term(Z_S, Z_T, t, alpha) + np_ce(Z_B, LABELS) + np_ce(Z_S, LABELS)
+              + gamma * ((Z_B - Z_S) ** 2).sum() / len(Z_S))
+  got = weighted_loss("rocket_kd", c, {"light": Z_S, "booster": Z_B})
+  assert got == pytest.approx(official, rel=1e-5)
+  # and rocket alone is the official rocket loss
+  official_rocket = np_ce(Z_B, LABELS) + np_ce(Z_S, LABELS) + gamma * ((Z_B - Z_S) ** 2).sum() / len(Z_S)
+  for conv in ("paper", "modern"):
+    got = weighted_loss("rocket", load_config("tiny", loss_convention=conv), {"light": Z_S, "booster": Z_B})
+    assert got == pytest.approx(official_rocket, rel=1e-5)
 
 
 def test_hint_warmup_ramps_lambda():
