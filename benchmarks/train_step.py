@@ -2,13 +2,16 @@
 
 Times, at the same batch size and in the same process:
 
-* ``light``   -- ``method=light``: WRN-16-1 alone;
+* ``light``   -- ``method=light``: WRN-16-1 alone (with ``--share=bottom``: the light net that
+  scheme trains, the booster's first two groups, ``rocket.train.wrn_specs``);
 * ``booster`` -- ``method=booster``: WRN-40-1 alone;
-* ``rocket``  -- ``method=rocket``: WRN-16-1 + WRN-40-1 co-trained, ``share=group_bottom``;
-* ``torch_nchw`` / ``torch_channels_last`` -- a PyTorch pre-activation WRN-16-1 written
-  below (same depth, widths, BN, He fan-out init), SGD with Nesterov momentum 0.9 and
-  weight decay 5e-4, cross-entropy, with the same random pad-4 crop + flip and
-  normalisation done in torch on the uint8 batch; in NCHW and in channels_last.
+* ``rocket``  -- ``method=rocket``: WRN-16-1 + WRN-40-1 co-trained, ``--share=interval`` (the
+  config default and the paper's scheme: every convolution of the light net is the booster's);
+* ``torch_nchw`` / ``torch_channels_last`` -- a PyTorch pre-activation WRN of the JAX light
+  net's architecture, written below (same depth, widths, BN, He fan-out init), SGD with
+  Nesterov momentum 0.9 and weight decay 5e-4, cross-entropy, with the same random pad-4
+  crop + flip and normalisation done in torch on the uint8 batch; in NCHW and in
+  channels_last.
 
 The JAX steps are built exactly as ``rocket.train.train_and_evaluate`` builds them
 (see ``benchmarks/common.py``).  Also reported: the FLOPs XLA's cost analysis counts
@@ -43,12 +46,16 @@ TORCH_FORMATS = ("nchw", "channels_last")
 # --------------------------------------------------------------------------- analytic FLOPs
 
 
-def wrn_forward_flops(depth: int, width: int, hw: int = 32, num_classes: int = 10) -> float:
-  """Multiply-add FLOPs (2 per MAC) of one image through the convolutions and the classifier."""
+def wrn_forward_flops(depth: int, width: int, hw: int = 32, num_classes: int = 10,
+                      num_groups: int = 3) -> float:
+  """Multiply-add FLOPs (2 per MAC) of one image through the convolutions and the classifier.
+
+  ``num_groups < 3`` keeps only the first groups (``WRNSpec.num_groups``; the light net of
+  ``share=bottom``)."""
   n = (depth - 4) // 6
   widths, strides = (16 * width, 32 * width, 64 * width), (1, 2, 2)
   macs, c, s = hw * hw * 3 * 16 * 9, 16, hw
-  for g in range(3):
+  for g in range(num_groups):
     for b in range(n):
       stride = strides[g] if b == 0 else 1
       s //= stride
@@ -127,8 +134,9 @@ def torch_available() -> bool:
   return importlib.util.find_spec("torch") is not None
 
 
-def make_torch_wrn(depth: int, width: int, num_classes: int = 10):
-  """A pre-activation WRN-d-k in PyTorch, the same architecture as rocket/models/wrn.py."""
+def make_torch_wrn(depth: int, width: int, num_classes: int = 10, num_groups: int = 3):
+  """A pre-activation WRN-d-k in PyTorch, the same architecture as rocket/models/wrn.py
+  (``num_groups < 3``: only the first groups, as ``WRNSpec.num_groups``)."""
   import torch  # noqa: PLC0415
   from torch import nn  # noqa: PLC0415
   from torch.nn import functional as F  # noqa: PLC0415
@@ -154,7 +162,7 @@ def make_torch_wrn(depth: int, width: int, num_classes: int = 10):
       n = (depth - 4) // 6
       self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
       blocks, c = [], 16
-      for w, s in zip((16 * width, 32 * width, 64 * width), (1, 2, 2)):
+      for w, s in list(zip((16 * width, 32 * width, 64 * width), (1, 2, 2)))[:num_groups]:
         for b in range(n):
           blocks.append(Block(c, w, s if b == 0 else 1))
           c = w
@@ -177,13 +185,13 @@ class TorchStep:
 
   def __init__(self, depth: int, width: int, images_u8, labels, memory_format: str, *,
                lr=0.1, momentum=0.9, weight_decay=5e-4, mean=common.CIFAR_MEAN, std=common.CIFAR_STD,
-               augment: bool = True, seed: int = 0):
+               augment: bool = True, seed: int = 0, num_groups: int = 3):
     import torch  # noqa: PLC0415
 
     self.torch = torch
     torch.manual_seed(seed)
     self.channels_last = memory_format == "channels_last"
-    self.model = make_torch_wrn(depth, width).train()
+    self.model = make_torch_wrn(depth, width, num_groups=num_groups).train()
     if self.channels_last:
       self.model = self.model.to(memory_format=torch.channels_last)
     self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum, nesterov=True,
@@ -244,7 +252,9 @@ def parse(argv):
   p.add_argument("--light_depth", type=int, default=None, help="16 (10 with --quick)")
   p.add_argument("--booster_depth", type=int, default=None, help="40 (10 with --quick)")
   p.add_argument("--width", type=int, default=1)
-  p.add_argument("--share", default="group_bottom")
+  p.add_argument("--share", default="interval",
+                 help="sharing scheme: interval (default, the paper's) | bottom | none; under "
+                      "bottom the light net is the booster's first two groups (--light_depth unused)")
   p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--conv", default="xla", choices=("xla", "im2col"),
                  help="im2col: the WRN convolutions as im2col + matmul (patched in; not rocket's code)")
@@ -269,12 +279,19 @@ def parse(argv):
   args.torch_formats = [f for f in args.torch_formats.split(",") if f]
   if set(args.torch_formats) - set(TORCH_FORMATS):
     p.error(f"--torch_formats must be from {TORCH_FORMATS}")
+  from rocket.models.rocket import check_share_name  # noqa: PLC0415
+
+  try:
+    check_share_name(args.share)
+  except ValueError as e:
+    p.error(str(e))
   if args.torch == "on" and not torch_available():
     p.error("--torch=on but torch is not installed (pip install torch)")
   return args
 
 
 def net_config(args, method: str):
+  """The config of one timed step; ``rocket.train.wrn_specs`` of it gives the WRN of each net."""
   return common.load_config(
       "", method=method, batch_size=args.batch_size, share=args.share,
       compute_dtype=args.compute_dtype, augment=not args.no_augment,
@@ -292,10 +309,13 @@ def main(argv=None) -> dict[str, Any]:
 def _main(args) -> dict[str, Any]:
   import numpy as np  # noqa: PLC0415
 
+  from rocket import train  # noqa: PLC0415
+
   info, warning = common.machine_header()
   b = args.batch_size
-  print(f"# batch {b}, light WRN-{args.light_depth}-{args.width}, booster "
-        f"WRN-{args.booster_depth}-{args.width}, share {args.share}, {args.compute_dtype}, "
+  specs = train.wrn_specs(net_config(args, "rocket"))  # the WRN each net is under --share
+  print(f"# batch {b}, light {specs['light'].name}, booster {specs['booster'].name}, "
+        f"share {args.share}, {args.compute_dtype}, "
         f"donate={not args.no_donate}, conv={args.conv}, {args.steps} steps x {args.repeats} rounds",
         flush=True)
 
@@ -318,7 +338,9 @@ def _main(args) -> dict[str, Any]:
     images = rng.integers(0, 256, size=(b, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, size=(b,)).astype(np.int32)
     for fmt in args.torch_formats:
-      ts = TorchStep(args.light_depth, args.width, images, labels, fmt, augment=not args.no_augment)
+      light = specs["light"]  # the JAX light step's WRN, so that the ratio compares like with like
+      ts = TorchStep(light.depth, light.width, images, labels, fmt, augment=not args.no_augment,
+                     num_groups=light.num_groups)
       torch_steps[fmt] = ts
       runners[f"torch_{fmt}"] = ts.run
 
@@ -347,8 +369,9 @@ def _main(args) -> dict[str, Any]:
         row["achieved_gflop_s"] = bench.flops / s["median_s"] / 1e9
         row["frac_of_matmul_peak"] = bench.flops / s["median_s"] / peak
     if name in ("light", "booster") or name.startswith("torch"):
-      depth = args.booster_depth if name == "booster" else args.light_depth
-      row["analytic_gflop_per_step"] = 3 * b * wrn_forward_flops(depth, args.width) / 1e9
+      spec = specs["booster" if name == "booster" else "light"]
+      row["analytic_gflop_per_step"] = 3 * b * wrn_forward_flops(
+          spec.depth, spec.width, num_groups=spec.num_groups) / 1e9
       row["analytic_gflop_s"] = row["analytic_gflop_per_step"] / s["median_s"]
     rows.append(row)
 

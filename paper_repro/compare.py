@@ -17,7 +17,20 @@ tables: the change against the light net alone, ours next to the paper's).
 A run is placed next to a paper column by what its config says (method, gradient block,
 sharing, hint kind, dataset), not by its name, so every sweep of ``paper_repro/sweeps/`` works;
 the paper row is the one with the same light/booster pair and sharing, or else the paper's
-WRN-16-1 + WRN-40-1 row, marked "≠" (e.g. the CPU preset's WRN-10-1 + WRN-16-1).
+WRN-16-1 + WRN-40-1 row, marked "≠" (e.g. the CPU preset's WRN-10-1 + WRN-16-1). ``share=interval``
+runs go to the paper's interval rows (b), ``share=bottom`` runs to its bottom rows (a), and
+``share=none`` rockets to the "no sharing" column of row (b) (our ``none`` shares nothing; the
+official ``param_share=False`` still shares the stem convolution). Under ``share=bottom`` the light
+net is the booster's first two groups (as in the official ``rocket_bottom.py``), so its light-alone
+baseline is a ``method=light, share=bottom`` run, not the WRN-16 light run; the bottom row's "no
+sharing" column has no counterpart (``share=none`` trains ``config.light``).
+
+Runs made before the sharing and hint were fixed (2026-11-28; their configs have no
+``loss_convention`` field) used the retired ``share=group_bottom`` (only the stem and the first
+block of each group shared) or the old ``bottom`` (stem and first block), and a hint averaged over
+classes (10x too weak on CIFAR-10). Their rocket and rocket+KD runs (the latter took KD from the
+co-trained booster) are listed apart, marked "old method"; their single-net runs (light, booster,
+KD, AT, AT+KD), whose losses are today's ``loss_convention=modern``, are still placed.
 
 Our numbers: image runs, the final test error of the net (mean ± std and median over seeds; the
 paper reports the median of 3 seeds); CTR runs, test GAUC and AUC at the epoch of the best
@@ -123,6 +136,30 @@ def wrn_name(cfg: dict, net: str) -> str:
   return f"WRN-{d}-{w}"
 
 
+def legacy(cfg: dict) -> bool:
+  """An image run made before the sharing schemes and the hint were fixed (no ``loss_convention``)."""
+  return bool(cfg) and cfg.get("task") != "ctr" and "loss_convention" not in cfg
+
+
+def bottom(cfg: dict) -> bool:
+  """Whether the run's light net is the booster's first two groups (today's ``share=bottom``)."""
+  return cfg.get("share") == "bottom" and not legacy(cfg)
+
+
+def light_name(cfg: dict) -> str:
+  """The light net a run trains: ``config.light``, or under ``share=bottom`` the booster's stem and
+  first two groups (``config.light`` is then unused)."""
+  if bottom(cfg):
+    return f"{wrn_name(cfg, 'booster')} groups 0-1"  # WRNSpec.name of the bottom light net
+  return wrn_name(cfg, "light")
+
+
+def share_tag(cfg: dict) -> str:
+  """The paper's row tag of a run's sharing: "a" for bottom, else "b" (interval; none = its
+  "no sharing" column)."""
+  return "a" if bottom(cfg) else "b"
+
+
 # --------------------------------------------------------------------------- mapping
 
 
@@ -148,13 +185,13 @@ def paper_entries(cfg: dict) -> list[tuple[str, str, str]]:
       return []
     return {"light": [("ctr", "base", "light")], "booster": [("ctr", "booster_only", "booster")],
             "rocket": [("ctr", "rocket", "light")]}.get(method, [])
-  if cfg.get("share") not in ("bottom", "group_bottom"):
+  if cfg.get("share") not in pn.SHARE_TAG:
     dev.add("share_" + str(cfg.get("share")))
   dataset = cfg.get("dataset", "cifar10")
   if dataset in ("cifar100", "svhn"):
     if method in ("light", "at", "kd"):
       return [(dataset, "base" if method == "light" else method, "light")]
-    if method in ("rocket", "rocket_kd") and not dev:
+    if method in ("rocket", "rocket_kd") and not dev and not legacy(cfg):
       return [(dataset, method, "light")]
     return []
   if dataset not in ("cifar10", "synthetic"):
@@ -165,6 +202,8 @@ def paper_entries(cfg: dict) -> list[tuple[str, str, str]]:
     return [("cifar10_methods", "booster_only", "booster")]
   if method in ("at", "kd"):
     return [("cifar10_methods", method, "light")]
+  if method in ("rocket", "rocket_kd") and legacy(cfg):
+    return []  # old sharing and a 10x-too-weak hint: not the paper's method
   if method == "rocket_kd":
     return [] if dev else [("cifar10_methods", "rocket_kd", "light")]
   if method != "rocket":
@@ -195,13 +234,14 @@ def paper_row(section: str, column: str, cfg: dict) -> tuple[dict | None, bool]:
   rows = [r for r in rows if key in r]
   if not rows:
     return None, False
-  uses_share = column in ("rocket", "rocket_kd", "booster_cotrained", "no_gb", "mimic", "mse", "kd_hint")
-  tag = pn.SHARE_TAG.get(cfg.get("share"), "b") if uses_share else "b"
+  # Every column but the booster alone depends on the sharing: under bottom the light net itself
+  # is another one (the booster's first two groups).
+  tag = "b" if column == "booster_only" else share_tag(cfg)
   light, booster = wrn_name(cfg, "light"), wrn_name(cfg, "booster")
 
   def same(r):
-    if column == "booster_only":
-      return r["booster_net"] == booster
+    if column == "booster_only" or (tag == "a" and r["share"] == "a"):
+      return r["booster_net"] == booster  # bottom: the booster decides the light net
     if column == "base":
       return r["light_net"] == light
     return r["light_net"] == light and r["booster_net"] == booster
@@ -334,18 +374,25 @@ def our_setting(cfg: dict) -> str:
       extra.append(f"buckets={emb['buckets']}")
     return ", ".join(parts + extra)
   method = cfg.get("method")
-  light, booster = wrn_name(cfg, "light"), wrn_name(cfg, "booster")
+  light, booster = light_name(cfg), wrn_name(cfg, "booster")
   if method == "light":
     return light
   if method == "booster":
     return booster
   if method in ("kd", "at", "at_kd"):
-    return f"{light} ← {booster} teacher"
-  out = f"{light} + {booster}, share={cfg.get('share')}"
-  if _gblock(cfg.get("gradient_block", "on")) != "on":
-    out += f", gb={_gblock(cfg.get('gradient_block'))}"
-  if _get(cfg, "hint.kind", "mse_logits") != "mse_logits":
-    out += f", hint={_get(cfg, 'hint.kind')} λ={_get(cfg, 'hint.weight')}"
+    out = f"{light} ← {booster} teacher"
+  else:
+    out = f"{light} + {booster}, share={cfg.get('share')}"
+    if method == "rocket_kd":
+      out += ", + KD"
+    if _gblock(cfg.get("gradient_block", "on")) != "on":
+      out += f", gb={_gblock(cfg.get('gradient_block'))}"
+    if _get(cfg, "hint.kind", "mse_logits") != "mse_logits":
+      out += f", hint={_get(cfg, 'hint.kind')} λ={_get(cfg, 'hint.weight')}"
+    if legacy(cfg):
+      out += " (old method)"
+  if method != "rocket" and cfg.get("loss_convention") == "paper":
+    out += ", official KD/AT scales"
   return out
 
 
@@ -371,7 +418,7 @@ def _rows_for(runs: list[dict], section: str) -> list[dict]:
 
 def _signature(cfg: dict) -> tuple:
   """What two runs must share for one to be the other's light-alone baseline."""
-  light = json.dumps(cfg.get("light"), sort_keys=True) if cfg.get("task") == "ctr" else wrn_name(cfg, "light")
+  light = json.dumps(cfg.get("light"), sort_keys=True) if cfg.get("task") == "ctr" else light_name(cfg)
   return (light, cfg.get("dataset"), cfg.get("num_train_steps"), cfg.get("num_epochs"),
           cfg.get("train_subset"), cfg.get("test_subset"), cfg.get("batch_size"),
           json.dumps(cfg.get("optim"), sort_keys=True))
@@ -567,6 +614,13 @@ def compare_markdown(runs: list[dict], table: str = "all", title: str = "", sour
              "better). \"≠\": the paper has no row with our light/booster pair and sharing, the closest "
              "row is shown. Our data is a JPEG re-encode of CIFAR-10 and our budget is usually far "
              "below the paper's 200 epochs, so compare Δ columns, not raw errors.", ""]
+    if any(legacy(run_config(r)) for r in runs):
+      head += ["Some of these runs predate the fix of the sharing schemes and the hint (their configs "
+               "have no `loss_convention`): their rocket runs shared only the stem and the first block "
+               "of each group (`group_bottom`; old `bottom`: stem and first block) with a hint "
+               "averaged over classes, 10x too weak on CIFAR-10, and their rocket+KD took KD from the "
+               "co-trained booster. Those are not the paper's method: they are listed apart, marked "
+               "\"old method\". Their light, booster, KD and AT runs are unaffected and placed.", ""]
   return "\n".join(head + body)
 
 

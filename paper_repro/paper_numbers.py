@@ -33,16 +33,39 @@ Not found, left out on purpose:
 Errors are test error in %, lower is better. CIFAR-10/100 and SVHN results are, per the paper,
 the median of 3 runs with different seeds.
 
-Naming: the paper's two sharing schemes for WRN (its Fig. 3) are "(a) bottom rocket net" (the
-lowest block is shared) and "(b) interval rocket net" (the first block of every group is shared);
-in our configs they are ``share="bottom"`` and ``share="group_bottom"``.
+Naming: the paper's two sharing schemes for WRN (its Fig. 2) are "(a) bottom rocket net" and
+"(b) interval rocket net"; in our configs ``share="bottom"`` and ``share="interval"``, as the
+official code (GitHub zhougr1993/Rocket-Launching, ``rocket_bottom.py`` and
+``rocket_interval.py``) builds them:
+
+* interval (b): every convolution of the light WRN-d-k is the booster's (the stem and the first
+  (d-4)/6 blocks of each booster group); the light net has its own batch norms in every block and
+  its own head. WRN-16-1 light + WRN-40-1 booster: the light net owns no convolution kernel.
+* bottom (a): the light net is the booster's stem and its whole first two groups (convolutions
+  shared, own batch norms, own head on the 32k channels), *not* a WRN-16: 136,090 parameters
+  for a WRN-40-1 booster. Its "base" (light alone) is that two-group net trained alone. Row (a)
+  of Table 1 as read here is labelled WRN-16-1 (0.2M), and ``light_net`` below keeps that label.
+
+What the official code does where the paper's text is silent (more in paper_repro/README.md):
+
+* The hint is ``gamma * ((z_b - z_l)**2).sum() / batch``: summed over classes, gamma = 0.03.
+* KD is ``2 * alpha * T^2 / C * KL`` (``F.kl_div`` averaged over batch x classes) plus
+  ``(1 - alpha) * CE``; rocket+KD adds that KD term, from a *pre-trained* booster-sized teacher,
+  to the full rocket loss. AT is weighted by beta (not beta / 2).
+* The Table 2 flags ``--grad_block False`` / ``--param_share False`` of its README are parsed with
+  ``type=bool``, and ``bool("False")`` is True: as written, those commands turn nothing off. With
+  ``param_share`` really False the stem convolution is still shared.
+* The base, AT, KD and booster-alone numbers of the interval rows of Table 1 are those of the AT
+  paper (Zagoruyko & Komodakis 2017, its Table 1), not new runs.
 """
 
 PAPER = ("Zhou et al., Rocket Launching: A Universal and Efficient Framework for Training "
          "Well-performing Light Net, AAAI 2018, arXiv:1708.04106v3")
 
-# Our config's ``share`` value -> the paper's row tag.
-SHARE_TAG = {"bottom": "a", "group_bottom": "b"}
+# Our config's ``share`` value -> the paper's row tag. (``none`` is the "no sharing" column of the
+# interval row; the retired ``group_bottom`` shared only the first block of each group and has no
+# row.)
+SHARE_TAG = {"bottom": "a", "interval": "b"}
 
 # --------------------------------------------------------------------------- Table 1
 
@@ -56,7 +79,9 @@ SHARE_TAG = {"bottom": "a", "group_bottom": "b"}
 #   booster_cotrained  the booster net co-trained in rocket launching
 #   booster_only  the booster (WRN-40-k) trained alone
 # "0.2M" etc. are the paper's parameter counts. The paper gives no AT result for row (a)
-# (footnote 6 of Table 1).
+# (footnote 6 of Table 1). In row (a) the official light net is the booster's first two groups
+# (136,090 parameters), whatever the "WRN-16-1" label says. The base, at, kd and booster_only
+# values of the two interval rows equal the AT paper's Table 1 (Zagoruyko & Komodakis 2017).
 CIFAR10_TABLE1 = {
     "citation": "arXiv:1708.04106v3, Experiments on CIFAR-10, Table 1",
     "dataset": "CIFAR-10 (official)",
@@ -80,7 +105,9 @@ CIFAR10_TABLE1 = {
 # (CIFAR-10, test error). Columns: base (light alone), no_gb (rocket without gradient block),
 # no_sharing (rocket without parameter sharing), no_joint_training (booster trained first, the
 # light net initialised from some of its layers and trained with the hint towards the fixed
-# booster logits), rocket.
+# booster logits), rocket. The official README gives these runs as ``--grad_block False`` /
+# ``--param_share False``, flags parsed with ``type=bool`` (so True as written): how the published
+# no_gb / no_sharing numbers were produced is therefore not known from the code.
 CIFAR10_TABLE2 = {
     "citation": "arXiv:1708.04106v3, Experiments, performance of each part of the framework, Table 2",
     "dataset": "CIFAR-10 (official)",
@@ -184,16 +211,21 @@ HPARAMS_CIFAR = {
     "lr": 0.1,
     "momentum": 0.9,
     "lr_decay": 0.2,
-    "lr_decay_epochs": (60, 120, 160),
+    "lr_decay_epochs": (60, 120, 160),  # official rocket_interval.py: `if epoch in [60, 120, 160]`
+    # with 1-indexed epochs (after 59/119/159 finished ones), re-creating the optimiser (momentum
+    # reset); rocket_bottom.py drops at 70/130/190 instead
     "seeds": "3 runs, median reported",
     # official code: rocket_interval.py argparse defaults and logs/*/log.txt json_stats
     "batch_size": 128,
     "weight_decay": 5e-4,
-    "hint_weight": 0.03,  # lambda; `--gamma 0.03` in every rocket command of the README
+    "hint_weight": 0.03,  # lambda; `--gamma 0.03` in every rocket command of the README; it
+    # multiplies ((z_b - z_l)**2).sum() / batch, the squared error summed over classes
     "kd_temperature": 4,  # `--temperature` default 4
-    "kd_alpha": 0.9,  # `--alpha 0.9` for KD and rocket+KD (README); their KD term is T*T*2*alpha
-    "at_beta": 1e3,  # `--beta 1e+3` (README, AT commands)
-    "augmentation": "random horizontal flip, 4-pixel reflect padding (cv2.BORDER_REFLECT), 32x32 crop",
+    "kd_alpha": 0.9,  # `--alpha 0.9` for KD and rocket+KD (README); their KD term is
+    # kl_div(...) * T*T*2*alpha with kl_div averaged over batch x classes (2*alpha*T^2/C * KL)
+    "at_beta": 1e3,  # `--beta 1e+3` (README, AT commands); multiplies the AT sum (not beta / 2)
+    # cv2.BORDER_REFLECT repeats the edge pixel: numpy's "symmetric", not "reflect"
+    "augmentation": "random horizontal flip, 4-pixel padding with cv2.BORDER_REFLECT, 32x32 crop",
     "nesterov": False,  # torch.optim.SGD(params, lr, 0.9, weight_decay=...) in rocket_interval.py
     "citation": ("arXiv:1708.04106v3, Experiments on CIFAR-10; GitHub zhougr1993/Rocket-Launching "
                  "README.md, rocket_interval.py, logs/*/log.txt"),

@@ -93,7 +93,8 @@ def summarize(run: dict) -> dict:
       "light_params": params.get("light"),
       "booster_params": params.get("booster", teacher_params.get("booster")),
       "time_min": time_min,
-      "teacher": bool(teacher_params),
+      # the booster column shows the teacher only where no booster was co-trained (kd/at/at_kd)
+      "teacher": bool(teacher_params) and "booster" not in params,
       "device": finals[0].get("device", "?") if finals else "?",
   }
 
@@ -119,7 +120,7 @@ def markdown_table(runs: list[dict], title: str, note: str = "") -> str:
             "Errors are test error in % (mean ± std over seeds); *best* is the lowest error over "
             "the evaluations of a run. Booster column: the co-trained booster, or for kd/at/at_kd "
             "the teacher (marked †). Params: parameters each net uses (shared layers counted in "
-            "both). Time: train wall time per seed, teacher included for kd/at/at_kd.", "",
+            "both). Time: train wall time per seed, teacher included for kd/at/at_kd/rocket_kd.", "",
             "| run | seeds | light err (final) | light err (best) | booster err | light params | "
             "booster params | time (min) |",
             "|---|---|---|---|---|---|---|---|"]

@@ -19,6 +19,7 @@ FAST = ["--steps=1", "--repeats=1", "--warmup=1"]
 
 def test_train_step_quick(tmp_path):
   out = train_step.main(["--quick", "--torch=off", *FAST, f"--json_out={tmp_path / 'r.json'}"])
+  assert out["args"]["share"] == "interval"
   rows = {r["name"]: r for r in out["rows"]}
   assert set(rows) == {"light", "booster", "rocket"}
   for r in rows.values():
@@ -36,21 +37,31 @@ def test_train_step_quick_with_torch():
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (optional benchmark dependency)")
-@pytest.mark.parametrize("depth", [10, 16])
-def test_torch_wrn_is_the_same_architecture(depth):
-  """Same parameter count and analytic FLOPs as the flax WRN (BN running stats excluded)."""
+@pytest.mark.parametrize("depth,num_groups", [(10, 3), (16, 3), (16, 2)])
+def test_torch_wrn_is_the_same_architecture(depth, num_groups):
+  """Same parameter count as the flax WRN (BN running stats excluded); num_groups=2 is the light
+  net of share=bottom."""
   import jax
   import jax.numpy as jnp
   import torch
 
   from rocket.models.wrn import WideResNet
 
-  model = WideResNet(depth, 1)
+  model = WideResNet(depth, 1, num_groups=num_groups)
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
   n_jax = sum(x.size for x in jax.tree.leaves(shapes["params"]))
-  net = train_step.make_torch_wrn(depth, 1)
+  net = train_step.make_torch_wrn(depth, 1, num_groups=num_groups)
   assert sum(p.numel() for p in net.parameters()) == n_jax
   assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_analytic_flops_of_a_two_group_wrn():
+  """The light net of share=bottom (WRNSpec(d, k, num_groups=2)): the first two groups only."""
+  full, two = train_step.wrn_forward_flops(16, 1), train_step.wrn_forward_flops(16, 1, num_groups=2)
+  assert 0 < two < full
+  n = 2  # blocks per group of WRN-16
+  group2_macs = 8 * 8 * 9 * (32 * 64 + 64 * 64) + 8 * 8 * 32 * 64 + (n - 1) * 8 * 8 * 9 * 2 * 64 * 64
+  assert full - two == 2.0 * (group2_macs + 64 * 10 - 32 * 10)
 
 
 def test_torch_skipped_cleanly_when_absent(monkeypatch, capsys):
@@ -62,9 +73,31 @@ def test_torch_skipped_cleanly_when_absent(monkeypatch, capsys):
 
 def test_cotrain_vs_separate_quick():
   out = cotrain_vs_separate.main(["--quick", "--booster_depth=10", *FAST])  # programs shared with train_step
-  assert {"time rocket_group_bottom/(light+booster)",
-          "flops rocket_group_bottom/(light+booster)"} <= set(out["ratios"])
-  assert 0 < out["ratios"]["flops rocket_group_bottom/(light+booster)"] < 1  # the stem is shared
+  assert out["args"]["shares"] == ["interval"]  # the default scheme (--quick keeps the first)
+  assert {"time rocket_interval/(light+booster)",
+          "flops rocket_interval/(light+booster)"} <= set(out["ratios"])
+  # interval: every light conv is the booster's, but the light net keeps its own batch norms, so
+  # only the stem sees the same input in both nets and is computed once
+  assert 0 < out["ratios"]["flops rocket_interval/(light+booster)"] < 1
+  rows = {r["name"]: r for r in out["rows"]}
+  assert rows["light"]["nets"] == "WRN-10-1" and rows["rocket_interval"]["nets"] == "WRN-10-1 + WRN-10-1"
+
+
+def test_cotrain_vs_separate_bottom_has_its_own_light_baseline():
+  """share=bottom trains the booster's first two groups as the light net: that is its baseline."""
+  out = cotrain_vs_separate.main(["--quick", "--shares=bottom", *FAST])
+  rows = {r["name"]: r for r in out["rows"]}
+  assert set(rows) == {"light_bottom", "booster", "rocket_bottom", "light_bottom + booster"}
+  assert rows["light_bottom"]["nets"] == "WRN-16-1 groups 0-1"
+  assert 0 < out["ratios"]["flops rocket_bottom/(light_bottom+booster)"] < 1  # groups 0-1 run once
+
+
+@pytest.mark.parametrize("script", [cotrain_vs_separate, train_step])
+def test_removed_share_scheme_is_refused(script, capsys):
+  flag = "--shares=group_bottom" if script is cotrain_vs_separate else "--share=group_bottom"
+  with pytest.raises(SystemExit):
+    script.parse([flag])
+  assert "share='group_bottom' was removed" in capsys.readouterr().err
 
 
 def test_input_pipeline_quick():

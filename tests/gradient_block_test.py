@@ -16,7 +16,7 @@ from rocket.models.rocket import owner_tree
 from tests.conftest import load_config
 
 
-def hint_grads(mode, share="group_bottom", hint_kind="mse_logits"):
+def hint_grads(mode, share="interval", hint_kind="mse_logits"):
   config = load_config("tiny", gradient_block=mode, share=share)
   config.hint.kind, config.hint.weight, config.hint.temperature = hint_kind, 1.0, 2.0
   config.optim.weight_decay, config.optim.momentum, config.augment = 0.0, 0.0, False
@@ -63,7 +63,7 @@ def test_bool_values_are_accepted():
     methods.normalize_gradient_block("maybe")
 
 
-@pytest.mark.parametrize("share", ["bottom", "group_bottom"])
+@pytest.mark.parametrize("share", ["interval", "bottom"])
 def test_strict_blocks_only_booster_own_params(share):
   on, g_on = hint_grads("on", share)
   strict, g_strict = hint_grads("strict", share)

@@ -2,7 +2,8 @@
 
 The pair and the data come from the base config: with paper_repro/configs/paper.py:cifar100 or
 :svhn it is the paper's WRN-16-1 light + WRN-40-1 booster, interval sharing (b); with
-:cifar100_cpu / :svhn_cpu the CPU preset's WRN-10-1 + WRN-16-1. Data through
+:cifar100_cpu / :svhn_cpu the CPU preset's WRN-10-1 + WRN-16-1. ``rocket_kd`` is the paper's
+Rocket+KD: rocket plus KD from the pre-trained ``booster`` run, like ``kd`` and ``at``. Data through
 tensorflow-datasets (``pip install -e ".[tfds]"``, then ``tfds build cifar100`` /
 ``tfds build svhn_cropped`` once).
 
@@ -23,6 +24,6 @@ def get_sweep():
       dict(name="at", overrides={"method": "at"}, teacher="booster"),
       dict(name="kd", overrides={"method": "kd"}, teacher="booster"),
       dict(name="rocket", overrides={"method": "rocket"}),
-      dict(name="rocket_kd", overrides={"method": "rocket_kd"}),
+      dict(name="rocket_kd", overrides={"method": "rocket_kd"}, teacher="booster"),
   ]
   return dict(seeds=(0, 1, 2), runs=runs)
