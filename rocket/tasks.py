@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from rocket import input_pipeline, methods
+from rocket.config_util import ConfigError
 
 TASKS = ("image", "ctr")
 # Random-crop padding: zeros, numpy "reflect" (edge pixel not repeated) or numpy "symmetric"
@@ -194,7 +195,10 @@ class CTRTask(Task):
 
     ds = load_ctr_dataset(config)
     names = [f.name for f in ds.fields]
-    parse_crosses(config.features.get("crosses", ""), names)  # clear error for unknown fields
+    try:
+      parse_crosses(config.features.get("crosses", ""), names)
+    except ValueError as e:  # an unknown field name in the crosses
+      raise ConfigError(f"config.features.crosses: {e}") from None
     sizes = [f.vocab_size for f in ds.fields]
     for split in (ds.train, ds.valid, ds.test):
       if split is not None:

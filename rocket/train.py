@@ -30,9 +30,11 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from rocket import checkpoint as ckpt_lib
-from rocket import input_pipeline, losses, methods, tasks
+from rocket.config_util import ConfigError
+from rocket import input_pipeline, losses, methods, objective, tasks
 from rocket.data import Dataset
-from rocket.models.rocket import RocketNet, light_spec, owner_tree
+from rocket.models.rocket import RocketNet, light_spec
+from rocket.objective import owner_tree
 from rocket.models.wrn import WRNSpec
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -61,7 +63,16 @@ class TrainState:
 
 
 def validate_config(config) -> None:
-  """Raises ``ValueError`` with a readable message for a bad config."""
+  """Raises :class:`ConfigError` (a ``ValueError``) with a readable message for a bad config."""
+  try:
+    _validate(config)
+  except ConfigError:
+    raise
+  except ValueError as e:  # the checks of the specs, methods and tasks
+    raise ConfigError(str(e)) from None
+
+
+def _validate(config) -> None:
   task = tasks.get_task(config)
   method = methods.get_method(config.method)
   task.validate(config)
@@ -89,6 +100,13 @@ def validate_config(config) -> None:
     raise ValueError("config.hint.warmup_epochs must be >= 0")
   if config.teacher_workdir and not method.needs_teacher:
     raise ValueError(f"config.teacher_workdir is set but method {config.method!r} uses no teacher")
+  if config.num_train_steps < 0:
+    raise ValueError(f"config.num_train_steps must be >= 0 (0: use config.num_epochs), got "
+                     f"{config.num_train_steps}")
+  if config.hint.weight < 0:
+    raise ValueError(f"config.hint.weight must be >= 0, got {config.hint.weight}")
+  if config.optim.lr <= 0:
+    raise ValueError(f"config.optim.lr must be > 0, got {config.optim.lr}")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ValueError("set config.num_epochs or config.num_train_steps to a positive number")
   data, _ = mesh_shape(config)
@@ -257,17 +275,12 @@ def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_
 
   ``prepare(key, inputs, train)`` turns the host batch into the model input
   inside the step (default, for images: augmentation and normalisation with
-  ``mean``/``std``; CTR ids pass through).  The forward pass is
-  linearised once (``jax.vjp``); the loss terms are then differentiated with
-  respect to the nets' outputs, and pulled back through the nets.  The
-  ``strict`` gradient block pulls the booster side of the light<-booster
-  terms back a second time and drops what lands on the booster's own
-  parameters.  ``teacher_vars`` (``None`` unless the method has a teacher)
-  are the frozen teacher's variables; it runs in inference mode on the same
-  augmented batch.
+  ``mean``/``std``; CTR ids pass through).  The loss, its gradient and the
+  gradient block come from :mod:`rocket.objective`.  ``teacher_vars``
+  (``None`` unless the method has a teacher) are the frozen teacher's
+  variables; it runs in inference mode on the same augmented batch.
   """
   method = methods.get_method(config.method)
-  gblock = methods.normalize_gradient_block(config.gradient_block)
   base_key = jax.random.key(config.seed + 1)
   if prepare is None:
     prepare = tasks.image_prepare(config, mean, std)
@@ -275,7 +288,6 @@ def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_
   def train_step(state: TrainState, images, labels, teacher_vars=None):
     key = jax.random.fold_in(base_key, state.step)
     x = prepare(key, images, True)
-    weights = methods.term_weights(method, config, state.step, steps_per_epoch)
     teacher = None
     if method.needs_teacher:
       t_out = teacher_model.apply(teacher_vars, x, train=False)
@@ -288,27 +300,9 @@ def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_
                              train=True, mutable=["batch_stats"])
       return out, mut["batch_stats"]
 
-    out, pullback, batch_stats = jax.vjp(forward, state.params, has_aux=True)
-
-    def objective(out):
-      terms = methods.loss_terms(method, out, labels, config, gblock != "off", teacher)
-      return sum(weights[k] * v for k, v in terms.items()), terms
-
-    (loss, terms), d_out = jax.value_and_grad(objective, has_aux=True)(out)
-    (grads,) = pullback(d_out)
-    if gblock == "strict" and len(method.nets) == 2:
-      light = jax.lax.stop_gradient(out["logits"]["light"])
-
-      def transfer(zb):
-        t = methods.booster_transfer_terms(method, light, zb, config, blocked=False)
-        return sum(weights[k] * v for k, v in t.items())
-
-      cot = jax.tree.map(jnp.zeros_like, out)
-      cot["logits"]["booster"] = jax.grad(transfer)(out["logits"]["booster"])
-      (extra,) = pullback(cot)
-      extra = jax.tree.map(lambda g, o: jnp.zeros_like(g) if o == "booster" else g,
-                           extra, owner_tree(extra))
-      grads = jax.tree.map(jnp.add, grads, extra)
+    weights = objective.term_weights(method, config, state.step, steps_per_epoch)
+    loss, terms, grads, out, batch_stats = objective.loss_and_grads(
+        method, config, forward, state.params, labels, weights, teacher)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, **terms, "lr": schedule(state.step),
@@ -486,11 +480,11 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
   if config.teacher_workdir:
     tdir = pathlib.Path(config.teacher_workdir)
     if not (tdir / "final.json").is_file() or not (tdir / "config.json").is_file():
-      raise ValueError(f"config.teacher_workdir={str(tdir)!r} holds no finished run (no final.json "
+      raise ConfigError(f"config.teacher_workdir={str(tdir)!r} holds no finished run (no final.json "
                        "and config.json); train the teacher first, e.g. with --config.method=booster")
     tconfig = ml_collections.ConfigDict(json.loads((tdir / "config.json").read_text()))
     if len(methods.get_method(tconfig.method).nets) != 1:
-      raise ValueError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
+      raise ConfigError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
                        "a teacher must be a single net (method booster or light)")
   else:
     tdir = workdir / "teacher"
@@ -501,7 +495,7 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
       diff = sorted(k for k in old.keys() | new.keys()
                     if k not in _NOT_TEACHER and old.get(k) != new.get(k))
       if diff:
-        raise ValueError(
+        raise ConfigError(
             f"the finished teacher in {tdir} was trained with a different config (fields differ: "
             f"{', '.join(diff)}). Delete that folder to retrain it, or pass "
             f"--config.teacher_workdir={tdir} to use it as it is.")
@@ -512,7 +506,7 @@ def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
   summary = json.loads((tdir / "final.json").read_text())
   model, state = restore_latest(tdir, tconfig, ds, mesh)
   if state is None:
-    raise ValueError(f"the teacher run in {tdir} has no checkpoint; delete it to retrain")
+    raise ConfigError(f"the teacher run in {tdir} has no checkpoint; delete it to retrain")
   return model, {"params": state.params, "batch_stats": state.batch_stats}, summary
 
 
@@ -578,7 +572,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   train_inputs, train_labels = task.train_arrays(ds)
   n_train = len(train_labels)
   if n_train < config.batch_size:
-    raise ValueError(f"the training set has {n_train} examples, fewer than batch_size="
+    raise ConfigError(f"the training set has {n_train} examples, fewer than batch_size="
                      f"{config.batch_size}")
   spe = n_train // config.batch_size
   total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, load_config
 
-from rocket import methods, train
+from rocket import methods, objective, train
 from rocket.ctr import data as ctr_data
 from rocket.ctr import export, hashing
 from rocket.ctr.embeddings import default_embedding_config
@@ -89,7 +89,7 @@ def test_gradient_block_keeps_the_hint_off_the_booster():
 
   def hint(p, blocked):
     z = m.apply({"params": p}, IDS)["logits"]
-    return methods.booster_transfer_terms(method, z["light"], z["booster"], config, blocked)["hint"]
+    return objective.loss_terms(method, {"logits": z}, jnp.zeros(len(IDS)), config, blocked)["hint"]
 
   g_on = jax.grad(hint)(params, True)
   g_off = jax.grad(hint)(params, False)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rocket import losses, methods, train
+from rocket import losses, methods, objective, train
 from tests.conftest import load_config
 from tests.train_test import sigterm_at, small
 
@@ -36,15 +36,15 @@ def test_attention_transfer_against_numpy():
 
 def test_term_weights():
   c = load_config("tiny")
-  w = methods.term_weights(methods.get_method("kd"), c)
+  w = objective.term_weights(methods.get_method("kd"), c)
   assert w == {"ce_light": pytest.approx(0.1), "kd": 0.9}
-  w = methods.term_weights(methods.get_method("at_kd"), c)
+  w = objective.term_weights(methods.get_method("at_kd"), c)
   assert w["at"] == 500.0 and w["kd"] == 0.9
-  w = methods.term_weights(methods.get_method("rocket_kd"), c)
+  w = objective.term_weights(methods.get_method("rocket_kd"), c)
   assert w == {"ce_light": pytest.approx(0.1), "ce_booster": 1.0, "hint": 0.03, "kd": 0.9}
   assert methods.get_method("rocket_kd").needs_teacher  # the paper's: a pre-trained teacher
   with pytest.raises(ValueError, match="loss_convention"):
-    methods.term_weights(methods.get_method("kd"), load_config("tiny", loss_convention="hinton"))
+    objective.term_weights(methods.get_method("kd"), load_config("tiny", loss_convention="hinton"))
 
 
 # --- the official code's formulas (zhougr1993/Rocket-Launching utils.py, rocket_interval.py),
@@ -86,8 +86,8 @@ def weighted_loss(method_name, config, logits):
   outputs = {"logits": {k: jnp.asarray(v) for k, v in logits.items()},
              "features": {"light": [jnp.asarray(f) for f in F_S]}}
   teacher = {"logits": jnp.asarray(Z_T), "features": [jnp.asarray(f) for f in F_T]}
-  terms = methods.loss_terms(method, outputs, jnp.asarray(LABELS), config, True, teacher)
-  weights = methods.term_weights(method, config)
+  terms = objective.loss_terms(method, outputs, jnp.asarray(LABELS), config, True, teacher)
+  weights = objective.term_weights(method, config)
   return float(sum(weights[k] * v for k, v in terms.items()))
 
 
@@ -135,7 +135,7 @@ def test_hint_warmup_ramps_lambda():
   c = load_config("tiny")
   c.hint.warmup_epochs = 2.0
   m = methods.get_method("rocket")
-  ramp = [float(methods.term_weights(m, c, jnp.asarray(s), steps_per_epoch=10)["hint"])
+  ramp = [float(objective.term_weights(m, c, jnp.asarray(s), steps_per_epoch=10)["hint"])
           for s in (0, 9, 19, 50)]
   assert ramp == pytest.approx([0.03 / 20, 0.03 / 2, 0.03, 0.03])
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from rocket import train
-from rocket.models.rocket import RocketNet, light_spec, owner_tree, param_owner
+from rocket.models.rocket import RocketNet, light_spec
+from rocket.objective import owner_tree, param_owner
 from rocket.models.wrn import WideResNet, WRNSpec
 from tests.conftest import load_config
 
