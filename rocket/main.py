@@ -115,7 +115,7 @@ def main(argv):
   if not FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   try:
-    result = train.train_and_evaluate(_F.config.value, _F.workdir.value)
+    result = train.train_with_teacher(_F.config.value, _F.workdir.value)
   except ConfigError as e:  # bad config values (any other exception is a bug: traceback)
     print(f"rocket: invalid config: {e}", file=sys.stderr)
     sys.exit(2)

@@ -17,7 +17,7 @@ at_kd      light (+teacher)   (1-a) CE(light) + KD(teacher -> light) + b * AT(..
 =========  =================  ==========================================================
 
 The teacher is a booster-sized net trained alone first (a finished ``booster``
-run, see ``rocket.train.prepare_teacher``); ``rocket_kd`` is the paper's
+run, see ``rocket.train.train_with_teacher``); ``rocket_kd`` is the paper's
 "Rocket+KD": rocket co-training plus KD from such a pre-trained teacher.
 
 ``config.loss_convention`` sets the scales of the baselines' terms (the hint

@@ -460,7 +460,9 @@ _NOT_TEACHER = ("progress_bar", "log_every_steps", "max_checkpoints", "checkpoin
                 "loss_convention")
 
 
-def _teacher_config(config):
+def teacher_config(config):
+  """The config of the teacher a kd/at/at_kd/rocket_kd ``config`` asks for: its booster, alone,
+  with the same data and budget."""
   import ml_collections  # noqa: PLC0415
 
   t = ml_collections.ConfigDict(config.to_dict())
@@ -468,41 +470,62 @@ def _teacher_config(config):
   return t
 
 
-def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
-  """Trains (or reuses) the teacher of kd/at/at_kd; returns (model, variables, summary).
+def train_teacher(config, teacher_dir) -> pathlib.Path:
+  """Trains the teacher of ``config`` (:func:`teacher_config`) in ``teacher_dir``, as a run of its
+  own; a finished run there with the same config is reused as it is.  Returns ``teacher_dir``."""
+  tdir = pathlib.Path(teacher_dir)
+  tconfig = teacher_config(config)
+  if (tdir / "final.json").is_file():
+    old = json.loads((tdir / "config.json").read_text())
+    new = json.loads(tconfig.to_json_best_effort())
+    diff = sorted(k for k in old.keys() | new.keys()
+                  if k not in _NOT_TEACHER and old.get(k) != new.get(k))
+    if diff:
+      raise ConfigError(
+          f"the finished teacher in {tdir} was trained with a different config (fields differ: "
+          f"{', '.join(diff)}). Delete that folder to retrain it, or pass "
+          f"--config.teacher_workdir={tdir} to use it as it is.")
+    _say(f"reusing the finished teacher in {tdir}")
+  else:
+    _say(f"training the teacher (a booster net alone) in {tdir}")
+    train_and_evaluate(tconfig, tdir)
+  return tdir
 
-  With ``config.teacher_workdir`` the teacher is read from that finished run;
-  otherwise a booster-sized net is trained with the same budget in
-  ``<workdir>/teacher`` -- or, when that run is finished already, reused as it is.
+
+def train_with_teacher(config, workdir, callbacks=()) -> dict[str, Any]:
+  """:func:`train_and_evaluate`, after training the teacher in ``<workdir>/teacher`` when the
+  method needs one and ``config.teacher_workdir`` is empty (what ``rocket.main`` runs).
+
+  The teacher is a finished run before the student starts; the student's ``config.json``
+  records its ``teacher_workdir``.
   """
+  from rocket.config_util import apply_overrides  # noqa: PLC0415
+
+  validate_config(config)
+  if methods.get_method(config.method).needs_teacher and not config.teacher_workdir:
+    tdir = train_teacher(config, pathlib.Path(workdir) / "teacher")
+    config = apply_overrides(config, {"teacher_workdir": str(tdir)})
+  return train_and_evaluate(config, workdir, callbacks)
+
+
+def load_teacher(config, ds: Dataset, mesh: Mesh):
+  """``(model, variables, summary)`` of the finished run in ``config.teacher_workdir``."""
   import ml_collections  # noqa: PLC0415
 
-  if config.teacher_workdir:
-    tdir = pathlib.Path(config.teacher_workdir)
-    if not (tdir / "final.json").is_file() or not (tdir / "config.json").is_file():
-      raise ConfigError(f"config.teacher_workdir={str(tdir)!r} holds no finished run (no final.json "
-                       "and config.json); train the teacher first, e.g. with --config.method=booster")
-    tconfig = ml_collections.ConfigDict(json.loads((tdir / "config.json").read_text()))
-    if len(methods.get_method(tconfig.method).nets) != 1:
-      raise ConfigError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
-                       "a teacher must be a single net (method booster or light)")
-  else:
-    tdir = workdir / "teacher"
-    tconfig = _teacher_config(config)
-    if (tdir / "final.json").is_file():
-      old = json.loads((tdir / "config.json").read_text())
-      new = json.loads(tconfig.to_json_best_effort())
-      diff = sorted(k for k in old.keys() | new.keys()
-                    if k not in _NOT_TEACHER and old.get(k) != new.get(k))
-      if diff:
-        raise ConfigError(
-            f"the finished teacher in {tdir} was trained with a different config (fields differ: "
-            f"{', '.join(diff)}). Delete that folder to retrain it, or pass "
-            f"--config.teacher_workdir={tdir} to use it as it is.")
-      _say(f"reusing the finished teacher in {tdir}")
-    else:
-      _say(f"training the teacher (a booster net alone) in {tdir}")
-      train_and_evaluate(tconfig, tdir)
+  if not config.teacher_workdir:
+    raise ConfigError(
+        f"method {config.method!r} learns from a finished teacher run: set "
+        f"config.teacher_workdir to a finished booster run, or train both with "
+        f"rocket.train.train_with_teacher (what rocket.main does: the teacher goes to "
+        f"<workdir>/teacher first)")
+  tdir = pathlib.Path(config.teacher_workdir)
+  if not (tdir / "final.json").is_file() or not (tdir / "config.json").is_file():
+    raise ConfigError(f"config.teacher_workdir={str(tdir)!r} holds no finished run (no final.json "
+                      "and config.json); train the teacher first, e.g. with --config.method=booster")
+  tconfig = ml_collections.ConfigDict(json.loads((tdir / "config.json").read_text()))
+  if len(methods.get_method(tconfig.method).nets) != 1:
+    raise ConfigError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
+                      "a teacher must be a single net (method booster or light)")
   summary = json.loads((tdir / "final.json").read_text())
   model, state = restore_latest(tdir, tconfig, ds, mesh)
   if state is None:
@@ -589,7 +612,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   n_params = count_params(state.params)
   teacher_model = teacher_vars = teacher_summary = None
   if method.needs_teacher:
-    teacher_model, teacher_vars, teacher_summary = prepare_teacher(config, workdir, ds, mesh)
+    teacher_model, teacher_vars, teacher_summary = load_teacher(config, ds, mesh)
 
   ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", config.max_checkpoints)
   restored, meta = ckpts.restore(ckpt_lib.abstract_like(state), arch)

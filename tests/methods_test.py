@@ -147,7 +147,7 @@ def test_hint_warmup_ramps_lambda():
     ("at_kd", {"ce_light", "kd", "at"}),
 ])
 def test_each_method_trains(tmp_path, method, terms):
-  result = train.train_and_evaluate(small(method=method, num_train_steps=4), tmp_path)
+  result = train.train_with_teacher(small(method=method, num_train_steps=4), tmp_path)
   got = {k.split("/")[1] for k in result if k.startswith("train/")} - {
       "loss", "lr", "grad_norm", "acc_light", "acc_booster"}
   assert got == terms
@@ -160,21 +160,21 @@ def test_each_method_trains(tmp_path, method, terms):
 
 def test_teacher_is_reused_not_retrained(tmp_path):
   with pytest.raises(train.Interrupted):  # the student is stopped after 2 steps
-    train.train_and_evaluate(small(method="kd", num_train_steps=4), tmp_path / "a",
+    train.train_with_teacher(small(method="kd", num_train_steps=4), tmp_path / "a",
                              callbacks=[sigterm_at(2)])
   teacher = tmp_path / "a" / "teacher"
   before = {p: p.stat().st_mtime_ns for p in teacher.rglob("*") if p.is_file()}
   assert (teacher / "final.json").is_file()
-  result = train.train_and_evaluate(small(method="kd", num_train_steps=4), tmp_path / "a")
+  result = train.train_with_teacher(small(method="kd", num_train_steps=4), tmp_path / "a")
   assert result["step"] == 4
   after = {p: p.stat().st_mtime_ns for p in teacher.rglob("*") if p.is_file()}
   assert after == before
   # A teacher trained for another budget is not silently reused.
   with pytest.raises(ValueError, match="different config.*num_train_steps"):
-    train.train_and_evaluate(small(method="kd", num_train_steps=6), tmp_path / "a")
+    train.train_with_teacher(small(method="kd", num_train_steps=6), tmp_path / "a")
   # An explicit teacher_workdir is used as it is, and nothing is trained in <workdir>/teacher.
   c = small(method="at", num_train_steps=4, teacher_workdir=str(teacher))
-  result = train.train_and_evaluate(c, tmp_path / "b")
+  result = train.train_with_teacher(c, tmp_path / "b")
   assert not (tmp_path / "b" / "teacher").exists()
   assert result["teacher"]["test/booster_accuracy"] == json.loads(
       (teacher / "final.json").read_text())["test/booster_accuracy"]
@@ -183,6 +183,16 @@ def test_teacher_is_reused_not_retrained(tmp_path):
 def test_teacher_workdir_must_hold_a_finished_run(tmp_path):
   c = small(method="kd", num_train_steps=4, teacher_workdir=str(tmp_path / "none"))
   with pytest.raises(ValueError, match="no finished run"):
-    train.train_and_evaluate(c, tmp_path / "s")
+    train.train_with_teacher(c, tmp_path / "s")
   with pytest.raises(ValueError, match="uses no teacher"):
     train.validate_config(small(method="rocket", teacher_workdir="x"))
+
+
+def test_a_student_run_never_trains_its_teacher(tmp_path):
+  """Teachers are finished runs: train_and_evaluate loads one and trains none (big_vision's way);
+  train_with_teacher (rocket.main) trains the teacher first, as a run of its own."""
+  from rocket.config_util import ConfigError  # noqa: PLC0415
+
+  with pytest.raises(ConfigError, match="teacher_workdir.*train_with_teacher"):
+    train.train_and_evaluate(small(method="rocket_kd", num_train_steps=4), tmp_path / "s")
+  assert not (tmp_path / "s" / "teacher").exists()
