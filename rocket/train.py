@@ -32,10 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from rocket import checkpoint as ckpt_lib
 from rocket.config_util import ConfigError
 from rocket import input_pipeline, losses, methods, objective, tasks
-from rocket.data import Dataset
-from rocket.models.rocket import RocketNet, light_spec
 from rocket.objective import owner_tree
-from rocket.models.wrn import WRNSpec
 
 SCHEDULES = ("step", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam", "adagrad")
@@ -124,24 +121,6 @@ def arch_fingerprint(config, data) -> dict[str, Any]:
   return tasks.get_task(config).arch(config, data)
 
 
-def wrn_specs(config) -> dict[str, WRNSpec]:
-  """The WRN of each net an image config trains (under ``share=bottom`` the light net is the
-  booster's first two groups, :func:`rocket.models.rocket.light_spec`)."""
-  method = methods.get_method(config.method)
-  booster = WRNSpec(config.booster.depth, config.booster.width)
-  specs = {"light": light_spec(config.share, WRNSpec(config.light.depth, config.light.width), booster),
-           "booster": booster}
-  return {n: specs[n] for n in method.nets}
-
-
-def build_model(config, num_classes: int) -> RocketNet:
-  """The WRN light/booster model of an image config (CTR: :func:`rocket.tasks.build_ctr_model`)."""
-  specs = wrn_specs(config)
-  return RocketNet(light=specs.get("light"), booster=specs.get("booster"), share=config.share,
-                   num_classes=num_classes, bn_momentum=config.bn_momentum,
-                   dtype=DTYPES[config.compute_dtype], init_scheme=config.get("init", "he_fan_out"))
-
-
 def create_optimizer(config, total_steps: int, steps_per_epoch: int):
   """SGD (Nesterov; default), Adam or Adagrad, + L2 weight decay + optional clipping.
 
@@ -224,12 +203,14 @@ def float32_state(inner: optax.GradientTransformation) -> optax.GradientTransfor
 # --------------------------------------------------------------------------- steps
 
 
-def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.float32) -> TrainState:
+def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.float32,
+               row_sharded=None) -> TrainState:
   """Initial state for inputs of per-example shape ``input_shape``, placed on ``mesh``.
 
-  Everything is replicated except large embedding tables, which are row-sharded
-  over the mesh's ``model`` axis (:func:`state_shardings`).  The state is created
-  directly in that layout (``jit`` with ``out_shardings``).
+  Everything is replicated except the leaves ``row_sharded(keys, leaf)`` picks (a task's
+  :meth:`rocket.tasks.Task.row_sharded`: CTR embedding tables), which are row-sharded over the
+  mesh's ``model`` axis (:func:`state_shardings`).  The state is created directly in that
+  layout (``jit`` with ``out_shardings``).
   """
 
   def init(key):
@@ -239,51 +220,43 @@ def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.fl
                       tx.init(params))
 
   abstract = jax.eval_shape(init, jax.random.key(seed))
-  return jax.jit(init, out_shardings=state_shardings(abstract, mesh))(jax.random.key(seed))
+  return jax.jit(init, out_shardings=state_shardings(abstract, mesh, row_sharded))(
+      jax.random.key(seed))
 
 
-_TABLE_LEAVES = ("embedding", "q", "scale")
-
-
-def state_shardings(tree, mesh: Mesh):
+def state_shardings(tree, mesh: Mesh, row_sharded=None):
   """NamedShardings for a train state (or any tree holding params / optimizer state).
 
-  A CTR embedding table (a leaf named ``embedding``, ``q`` or ``scale`` under a
-  ``field_<f>`` module) whose row count divides evenly over the ``model`` axis
-  is row-sharded, ``P("model", None)`` -- its optimizer moments follow it, as
-  their paths contain the same names; the lookups become sharded gathers inside
-  ``jit``.  Everything else is replicated.  With a ``model`` axis of size 1
-  (the default) everything is replicated.  Choose ``embedding.buckets`` (hashed
-  tables) as a multiple of the ``model`` axis size so that the big tables split.
+  A leaf for which ``row_sharded(keys, leaf)`` holds (``keys``: its path) and whose row count
+  divides evenly over the ``model`` axis is row-sharded, ``P("model", None)``; the optimizer
+  moments of a parameter follow it, as their paths contain the same names.  Everything else is
+  replicated, and everything is when the ``model`` axis has size 1 (the default).
   """
   n_model = mesh.shape.get("model", 1)
 
   def one(path, leaf):
     keys = [getattr(k, "key", getattr(k, "name", None)) for k in path]
-    if (n_model > 1 and keys and keys[-1] in _TABLE_LEAVES and len(leaf.shape) == 2
-        and any(isinstance(k, str) and k.startswith("field_") for k in keys)
-        and leaf.shape[0] % n_model == 0):
+    if (n_model > 1 and row_sharded is not None and len(leaf.shape) == 2
+        and leaf.shape[0] % n_model == 0 and row_sharded(keys, leaf)):
       return NamedSharding(mesh, P("model", None))
     return NamedSharding(mesh, P())
 
   return jax.tree_util.tree_map_with_path(one, tree)
 
 
-def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_epoch: int = 0,
-                    teacher_model=None, prepare: Callable | None = None) -> Callable:
+def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_epoch: int = 0,
+                    teacher_model=None) -> Callable:
   """The pure train step ``(state, inputs, labels, teacher_vars) -> (state, metrics)``.
 
   ``prepare(key, inputs, train)`` turns the host batch into the model input
-  inside the step (default, for images: augmentation and normalisation with
-  ``mean``/``std``; CTR ids pass through).  The loss, its gradient and the
+  inside the step (a task's ``prepare_fn``: for images augmentation and
+  normalisation; CTR ids pass through).  The loss, its gradient and the
   gradient block come from :mod:`rocket.objective`.  ``teacher_vars``
   (``None`` unless the method has a teacher) are the frozen teacher's
   variables; it runs in inference mode on the same augmented batch.
   """
   method = methods.get_method(config.method)
   base_key = jax.random.key(config.seed + 1)
-  if prepare is None:
-    prepare = tasks.image_prepare(config, mean, std)
 
   def train_step(state: TrainState, images, labels, teacher_vars=None):
     key = jax.random.fold_in(base_key, state.step)
@@ -314,39 +287,6 @@ def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_
     return new_state, metrics
 
   return train_step
-
-
-def make_eval_step(config, model: RocketNet, mean, std) -> Callable:
-  """``(state, images_u8, labels, weights) -> sums``: correct counts and CE sums."""
-  method = methods.get_method(config.method)
-  dtype = DTYPES[config.compute_dtype]
-
-  def eval_step(state: TrainState, images, labels, weights):
-    x = input_pipeline.normalize(images, mean, std, dtype)
-    out = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
-    sums = {"count": jnp.sum(weights)}
-    for n in method.nets:
-      logits = out["logits"][n].astype(jnp.float32)
-      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-      sums[f"{n}_correct"] = losses.accuracy_count(logits, labels, weights)
-      sums[f"{n}_loss"] = jnp.sum(ce * weights)
-    return sums
-
-  return eval_step
-
-
-def evaluate(eval_step, state, ds: Dataset, batch_size: int, sharding) -> dict[str, float]:
-  total = None
-  for x, y, w in input_pipeline.eval_batches(ds.test_images, ds.test_labels, batch_size, sharding):
-    sums = eval_step(state, x, y, w)
-    total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-  total = jax.device_get(total)
-  count = float(total.pop("count"))
-  out = {}
-  for k, v in total.items():
-    net, what = k.split("_")
-    out[f"test/{net}_{'accuracy' if what == 'correct' else 'loss'}"] = float(v) / count
-  return out
 
 
 # --------------------------------------------------------------------------- loop
@@ -508,7 +448,7 @@ def train_with_teacher(config, workdir, callbacks=()) -> dict[str, Any]:
   return train_and_evaluate(config, workdir, callbacks)
 
 
-def load_teacher(config, ds: Dataset, mesh: Mesh):
+def load_teacher(config, ds, mesh: Mesh):
   """``(model, variables, summary)`` of the finished run in ``config.teacher_workdir``."""
   import ml_collections  # noqa: PLC0415
 
@@ -539,9 +479,9 @@ def restore_latest(workdir, config, data, mesh: Mesh):
   model = task.build_model(config, data)
   tx, _ = create_optimizer(config, 1, 1)
   shape, dtype = task.input_spec(data)
-  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
+  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype, task.row_sharded))
   abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-                          abstract, state_shardings(abstract, mesh))
+                          abstract, state_shardings(abstract, mesh, task.row_sharded))
   ck = ckpt_lib.Checkpoints(pathlib.Path(workdir) / "checkpoints")
   try:
     state, _ = ck.restore(abstract, task.arch(config, data))
@@ -607,7 +547,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   model = task.build_model(config, ds)
   tx, schedule = create_optimizer(config, total_steps, spe)
   input_shape, input_dtype = task.input_spec(ds)
-  state = init_state(model, tx, input_shape, config.seed, mesh, input_dtype)
+  state = init_state(model, tx, input_shape, config.seed, mesh, input_dtype, task.row_sharded)
   arch = arch_fingerprint(config, ds)
   n_params = count_params(state.params)
   teacher_model = teacher_vars = teacher_summary = None
@@ -627,10 +567,10 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     _write_config(workdir, config)
     _truncate_metrics(metrics_path, start_step)
 
-  state_sh = state_shardings(state, mesh)
-  teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh)
-  train_step = jax.jit(make_train_step(config, model, tx, schedule, steps_per_epoch=spe,
-                                       teacher_model=teacher_model, prepare=task.prepare_fn(config, ds)),
+  state_sh = state_shardings(state, mesh, task.row_sharded)
+  teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh, task.row_sharded)
+  train_step = jax.jit(make_train_step(config, model, tx, schedule, task.prepare_fn(config, ds),
+                                       steps_per_epoch=spe, teacher_model=teacher_model),
                        in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
                        out_shardings=(state_sh, replicated), donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)

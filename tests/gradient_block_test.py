@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rocket import methods, objective, tasks, train
+from rocket import image_task, methods, objective
 from rocket.objective import owner_tree
 from tests.conftest import load_config
 
@@ -19,9 +19,9 @@ from tests.conftest import load_config
 def hint_grads(mode, share="interval", hint_kind="mse_logits"):
   config = load_config("tiny", gradient_block=mode, share=share)
   config.hint.kind, config.hint.temperature, config.augment = hint_kind, 2.0, False
-  model = train.build_model(config, 10)
+  model = image_task.build_model(config, 10)
   variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), train=False)
-  x = tasks.image_prepare(config, np.zeros(3), np.ones(3))(
+  x = image_task.image_prepare(config, np.zeros(3), np.ones(3))(
       None, np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3)).astype(np.uint8), False)
   y = np.arange(8) % 10
   method = methods.get_method(config.method)

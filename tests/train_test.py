@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from rocket import checkpoint, train
+from rocket import checkpoint, image_task, train
 from tests.conftest import load_config
 
 
@@ -32,7 +32,7 @@ def sigterm_at(stop_step):
 
 def restore_state(workdir, config):
   ds_shape = (config.synthetic.image_size,) * 2 + (3,)
-  model = train.build_model(config, config.synthetic.num_classes)
+  model = image_task.build_model(config, config.synthetic.num_classes)
   tx, _ = train.create_optimizer(config, 8, 8)
   state = train.init_state(model, tx, ds_shape, config.seed, train.make_mesh())
   ck = checkpoint.Checkpoints(workdir / "checkpoints")

@@ -152,7 +152,7 @@ class RocketNet(nn.Module):
   """Light + booster WRNs with shared lower layers (see module docstring).
 
   Under ``share="bottom"`` pass ``light=light_spec("bottom", ...)``, the booster's first
-  two groups (:func:`rocket.train.build_model` does).
+  two groups (:func:`rocket.image_task.build_model` does).
   """
 
   light: Optional[WRNSpec]
