@@ -97,7 +97,7 @@ class ImageTask(tasks.Task):
     replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
     step = jax.jit(make_eval_step(config, model, ds.mean, ds.std), out_shardings=replicated)
     bs = tasks.eval_batch_size(config, sharding)
-    return lambda state: evaluate(step, state, ds, bs, sharding)
+    return lambda state: evaluate_test_set(step, state, ds, bs, sharding)
 
   def headline(self, record):
     return "  ".join(f"{k.split('/')[1]}={v:.4f}" for k, v in record.items()
@@ -137,7 +137,7 @@ def make_eval_step(config, model: RocketNet, mean, std) -> Callable:
   return eval_step
 
 
-def evaluate(eval_step, state, ds: Dataset, batch_size: int, sharding) -> dict[str, float]:
+def evaluate_test_set(eval_step, state, ds: Dataset, batch_size: int, sharding) -> dict[str, float]:
   total = None
   for x, y, w in input_pipeline.eval_batches(ds.test_images, ds.test_labels, batch_size, sharding):
     sums = eval_step(state, x, y, w)

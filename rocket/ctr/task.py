@@ -24,7 +24,7 @@ class CTRTask(tasks.Task):
   name = "ctr"
 
   def validate(self, config):
-    from rocket.ctr.models import SHARE_SCHEMES, NetSpec  # noqa: PLC0415
+    from rocket.ctr.models import CTR_SHARE_SCHEMES, NetSpec  # noqa: PLC0415
 
     method = methods.get_method(config.method)
     if method.at:
@@ -35,8 +35,9 @@ class CTRTask(tasks.Task):
         NetSpec.from_config(config[net])
       except ValueError as e:
         raise ValueError(f"config.{net}: {e}") from None
-    if config.share not in SHARE_SCHEMES:
-      raise ValueError(f"config.share for CTR models must be one of {SHARE_SCHEMES}, got {config.share!r}")
+    if config.share not in CTR_SHARE_SCHEMES:
+      raise ValueError(f"config.share for CTR models must be one of {CTR_SHARE_SCHEMES}, "
+                       f"got {config.share!r}")
 
   def load(self, config):
     from rocket.ctr import embeddings  # noqa: PLC0415
@@ -75,7 +76,7 @@ class CTRTask(tasks.Task):
     arch = {"method": config.method, "task": "ctr", "dataset": config.dataset,
             "vocab_sizes": [int(f.vocab_size) for f in ds.fields],
             "crosses": config.features.get("crosses", ""),
-            "cross_buckets": int(config.features.get("cross_buckets", 0)),
+            "cross_buckets": cross_buckets(config),
             "embedding": config.embedding.to_dict()}
     for n in method.nets:
       arch[n] = config[n].to_dict()
@@ -146,6 +147,13 @@ class CTRTask(tasks.Task):
     return out
 
 
+def cross_buckets(config) -> int:
+  """Rows of each hashed cross's table (``features.cross_buckets``; the model's default when unset)."""
+  from rocket.ctr.models import CTRRocketNet  # noqa: PLC0415
+
+  return int(config.features.get("cross_buckets", CTRRocketNet.cross_buckets))
+
+
 def build_ctr_model(config, ds):
   """The :class:`rocket.ctr.models.CTRRocketNet` a CTR config describes."""
   import ml_collections  # noqa: PLC0415
@@ -161,5 +169,5 @@ def build_ctr_model(config, ds):
   return CTRRocketNet(light=spec("light"), booster=spec("booster"),
                       base_vocab_sizes=tuple(int(f.vocab_size) for f in ds.fields),
                       emb_cfg=ml_collections.FrozenConfigDict(config.embedding), share=config.share,
-                      crosses=crosses, cross_buckets=int(config.features.get("cross_buckets", 10_000)))
+                      crosses=crosses, cross_buckets=cross_buckets(config))
 

@@ -129,7 +129,7 @@ class _Tower(nn.Module):
     self.head = Head(self.num_classes, self.bn_momentum, self.dtype, self.init_scheme)
 
 
-class _Shared(nn.Module):
+class _SharedConvs(nn.Module):
   """The stem and the shared booster blocks, each with one set of batch norms per net."""
 
   width: int
@@ -179,7 +179,7 @@ class RocketNet(nn.Module):
     shared = self.effective_share != "none"
     ids = shared_block_ids(self.effective_share, self.light) if shared else ()
     if shared:
-      self.shared = _Shared(self.booster.width, ids, self.bn_momentum, self.dtype, self.init_scheme)
+      self.shared = _SharedConvs(self.booster.width, ids, self.bn_momentum, self.dtype, self.init_scheme)
     self.towers = {n: _Tower(getattr(self, n), not shared, ids, self.num_classes, self.bn_momentum,
                              self.dtype, self.init_scheme, name=n) for n in self.nets}
     self.ids = ids
