@@ -42,6 +42,8 @@ def build_model(config, num_classes: int) -> RocketNet:
 
 class ImageTask(tasks.Task):
   name = "image"
+  cpu_hint = ("For a CPU-sized run (minutes) use --config=configs/cifar10.py:cpu; the full "
+              "schedule is for a GPU.")
 
   def validate(self, config):
     method = methods.get_method(config.method)

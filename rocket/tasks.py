@@ -38,6 +38,8 @@ class Task:
   """Interface; see :class:`rocket.image_task.ImageTask` and :class:`rocket.ctr.task.CTRTask`."""
 
   name = ""
+  # What to run instead when a config would take hours on a CPU.
+  cpu_hint = "Use a GPU/TPU, or fewer steps (--config.num_train_steps)."
 
   def validate(self, config) -> None: ...
   def load(self, config) -> Any: ...

@@ -374,6 +374,29 @@ class _Window:
     return out
 
 
+class _SpeedProbe:
+  """Times a few steps after the compiled first one and, when the run would take hours on this
+  CPU, says so once with the expected time and what to run instead."""
+
+  def __init__(self, start_step: int, total_steps: int, hint: str, steps: int = 5,
+               warn_after_s: float = 3600.0):
+    self.first, self.last, self.total = start_step + 1, start_step + 1 + steps, total_steps
+    self.hint, self.warn_after_s, self.t0 = hint, warn_after_s, 0.0
+
+  def tick(self, done: int, metrics, bar=None) -> None:
+    if done not in (self.first, self.last) or self.last > self.total:
+      return
+    jax.block_until_ready(metrics)
+    if done == self.first:
+      self.t0 = time.perf_counter()
+      return
+    per_step = (time.perf_counter() - self.t0) / (self.last - self.first)
+    left = per_step * (self.total - done)
+    if left > self.warn_after_s:
+      _say(f"note: no accelerator found; at {per_step:.2f} s per step the remaining "
+           f"{self.total - done} steps take about {left / 3600:.1f} h on this CPU. {self.hint}", bar)
+
+
 def _say(msg: str, bar=None) -> None:
   """A progress message from process 0 (through tqdm when a bar is shown)."""
   if jax.process_index() != 0:
@@ -587,6 +610,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     from tqdm import tqdm
     bar = tqdm(total=total_steps, initial=start_step, desc=config.method, unit="step",
                dynamic_ncols=True)
+  probe = _SpeedProbe(start_step, total_steps, task.cpu_hint) if jax.default_backend() == "cpu" else None
   batches = input_pipeline.train_batches(
       train_inputs, train_labels, seed=config.seed, batch_size=config.batch_size,
       start_step=start_step, num_steps=total_steps, sharding=data_sharding)
@@ -603,6 +627,8 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
         state, m = train_step(state, images, labels, teacher_vars)
         window.pending.append(m)
         done = step + 1
+        if probe is not None:
+          probe.tick(done, m, bar)
         is_eval = done % eval_every == 0 or done == total_steps
         if done % config.log_every_steps == 0 or is_eval:
           last = window.flush(last_good, ckpts.directory)
