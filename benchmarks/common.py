@@ -288,7 +288,7 @@ def build_step(name: str, config, *, num_classes: int = 10, image_shape=(32, 32,
   import numpy as np  # noqa: PLC0415
   from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
 
-  from rocket import input_pipeline, train  # noqa: PLC0415
+  from rocket import image_task, input_pipeline, train  # noqa: PLC0415
 
   train.validate_config(config)
   b = config.batch_size
@@ -296,11 +296,11 @@ def build_step(name: str, config, *, num_classes: int = 10, image_shape=(32, 32,
   total = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe
   mesh = train.make_mesh()
   data_sharding = NamedSharding(mesh, P("data"))
-  model = train.build_model(config, num_classes)
+  model = image_task.build_model(config, num_classes)
   tx, schedule = train.create_optimizer(config, total, spe)
   state = train.init_state(model, tx, image_shape, config.seed, mesh)
-  fn = train.make_train_step(config, model, tx, schedule, np.asarray(mean, np.float32),
-                             np.asarray(std, np.float32), spe)
+  prepare = image_task.image_prepare(config, np.asarray(mean, np.float32), np.asarray(std, np.float32))
+  fn = train.make_train_step(config, model, tx, schedule, prepare, spe)
   jitted = jax.jit(fn, donate_argnums=0) if donate else jax.jit(fn)
   if data is None:
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ Under ``interval`` the light net runs through the booster's convolutions with it
 batch norms, so only the stem sees the same input in both nets and is computed once.
 
 Under ``bottom`` the light net is the booster's stem and first two groups
-(``rocket.train.wrn_specs``), so that scheme is compared with its own light-alone step,
+(``rocket.image_task.wrn_specs``), so that scheme is compared with its own light-alone step,
 ``light_bottom``: ``rocket_bottom / (light_bottom + booster)``.
 
     python benchmarks/cotrain_vs_separate.py
@@ -63,7 +63,7 @@ def parse(argv):
 def main(argv=None) -> dict[str, Any]:
   args = parse(argv)
   common.set_xla_flags(args.xla_flags)
-  from rocket import train  # noqa: PLC0415
+  from rocket import image_task  # noqa: PLC0415
 
   info, warning = common.machine_header()
 
@@ -74,10 +74,10 @@ def main(argv=None) -> dict[str, Any]:
            "booster.depth": args.booster_depth, "booster.width": args.width})
 
   # The light-alone step each scheme is compared with: the light net it trains.
-  default_light = train.wrn_specs(config("light"))["light"]
+  default_light = image_task.wrn_specs(config("light"))["light"]
   light_of = {}
   for share in args.shares:
-    spec = train.wrn_specs(config("light", share))["light"]
+    spec = image_task.wrn_specs(config("light", share))["light"]
     light_of[share] = "light" if spec == default_light else f"light_{share}"
   specs = {light_of[share]: config("light", share) for share in args.shares}
   specs["booster"] = config("booster")
@@ -92,7 +92,7 @@ def main(argv=None) -> dict[str, Any]:
   med = {k: common.summary(v)["median_s"] for k, v in times.items()}
   flops = {k: v.flops for k, v in benches.items()}
 
-  rows = [{"name": k, "nets": " + ".join(w.name for w in train.wrn_specs(specs[k]).values()),
+  rows = [{"name": k, "nets": " + ".join(w.name for w in image_task.wrn_specs(specs[k]).values()),
            "step_ms": 1e3 * med[k], "min_ms": 1e3 * min(times[k]), "max_ms": 1e3 * max(times[k]),
            "images_per_s": args.batch_size / med[k],
            "xla_gflop_per_step": flops[k] / 1e9 if flops[k] else None} for k in benches]

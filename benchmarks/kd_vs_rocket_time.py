@@ -111,7 +111,7 @@ def main(argv=None) -> dict[str, Any]:
       if (workdir / "final.json").exists():
         raise SystemExit(f"{workdir} holds a finished run; pass an empty --workdir")
       t0 = time.perf_counter()
-      final = train.train_and_evaluate(run_config(args, method, dataset), workdir)
+      final = train.train_with_teacher(run_config(args, method, dataset), workdir)
       wall = time.perf_counter() - t0
       r = {"wall_s": wall, "light_accuracy": final.get("test/light_accuracy"),
            "loop_s": final.get("wall_time_s")}

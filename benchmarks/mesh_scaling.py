@@ -53,7 +53,8 @@ def child(args) -> dict:
   from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
 
   from benchmarks import common  # noqa: PLC0415
-  from rocket import input_pipeline, tasks, train  # noqa: PLC0415
+  from rocket import image_task, input_pipeline, tasks, train  # noqa: PLC0415
+  from rocket.ctr import task as ctr_task  # noqa: PLC0415
   from rocket.ctr import config as ctr_config  # noqa: PLC0415
 
   n = jax.device_count()
@@ -64,9 +65,10 @@ def child(args) -> dict:
     mesh = train.make_mesh(config)
     data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
     tx, sched = train.create_optimizer(config, 1000, 100)
-    state = train.init_state(model, tx, state_shape, 0, mesh, dtype)
-    sh = train.state_shardings(state, mesh)
-    step = jax.jit(train.make_train_step(config, model, tx, sched, steps_per_epoch=100, prepare=prepare),
+    rule = tasks.get_task(config).row_sharded  # CTR: the embedding tables split over `model`
+    state = train.init_state(model, tx, state_shape, 0, mesh, dtype, rule)
+    sh = train.state_shardings(state, mesh, rule)
+    step = jax.jit(train.make_train_step(config, model, tx, sched, prepare, steps_per_epoch=100),
                    in_shardings=(sh, data_sh, data_sh, None), out_shardings=(sh, rep), donate_argnums=0)
     x, y = input_pipeline.global_batch(data_sh, inputs, labels)
     holder = {"state": state}
@@ -92,8 +94,8 @@ def child(args) -> dict:
   hw = 32
   images = rng.integers(0, 256, (c.batch_size, hw, hw, 3), dtype=np.uint8)
   labels = rng.integers(0, 10, (c.batch_size,)).astype(np.int32)
-  model = train.build_model(c, 10)
-  prep = tasks.image_prepare(c, np.asarray(common.CIFAR_MEAN, np.float32), np.asarray(common.CIFAR_STD,
+  model = image_task.build_model(c, 10)
+  prep = image_task.image_prepare(c, np.asarray(common.CIFAR_MEAN, np.float32), np.asarray(common.CIFAR_STD,
                                                                                         np.float32))
   out["wrn_step_s"] = timed(c, model, (hw, hw, 3), np.float32, images, labels, prep)
   out["wrn_batch"] = c.batch_size
@@ -111,7 +113,7 @@ def child(args) -> dict:
 
   cc.features.crosses = "user*item"
   cc.features.cross_buckets = 10_240
-  ctr_model = tasks.build_ctr_model(cc, _DS)
+  ctr_model = ctr_task.build_ctr_model(cc, _DS)
   sizes = [f.vocab_size for f in _DS.fields]
   ids = np.stack([rng.integers(0, v, cc.batch_size) for v in sizes], 1).astype(np.int32)
   y = rng.integers(0, 2, cc.batch_size).astype(np.float32)

@@ -181,12 +181,12 @@ def _parts(net: str, quick: bool) -> dict[str, Any]:
   import numpy as np  # noqa: PLC0415
   import optax  # noqa: PLC0415
 
-  from rocket import input_pipeline, train  # noqa: PLC0415
+  from rocket import image_task, input_pipeline  # noqa: PLC0415
 
   c = common.load_config("", method=net, batch_size=16 if quick else 128,
                          **({"light.depth": 10, "booster.depth": 10} if quick else {}))
   bench = common.build_step(net, c)
-  model = train.build_model(c, 10)
+  model = image_task.build_model(c, 10)
   mean, std = np.asarray(common.CIFAR_MEAN, np.float32), np.asarray(common.CIFAR_STD, np.float32)
   key = jax.random.key(0)
 

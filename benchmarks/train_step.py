@@ -3,7 +3,7 @@
 Times, at the same batch size and in the same process:
 
 * ``light``   -- ``method=light``: WRN-16-1 alone (with ``--share=bottom``: the light net that
-  scheme trains, the booster's first two groups, ``rocket.train.wrn_specs``);
+  scheme trains, the booster's first two groups, ``rocket.image_task.wrn_specs``);
 * ``booster`` -- ``method=booster``: WRN-40-1 alone;
 * ``rocket``  -- ``method=rocket``: WRN-16-1 + WRN-40-1 co-trained, ``--share=interval`` (the
   config default and the paper's scheme: every convolution of the light net is the booster's);
@@ -291,7 +291,7 @@ def parse(argv):
 
 
 def net_config(args, method: str):
-  """The config of one timed step; ``rocket.train.wrn_specs`` of it gives the WRN of each net."""
+  """The config of one timed step; ``rocket.image_task.wrn_specs`` of it gives the WRN of each net."""
   return common.load_config(
       "", method=method, batch_size=args.batch_size, share=args.share,
       compute_dtype=args.compute_dtype, augment=not args.no_augment,
@@ -309,11 +309,11 @@ def main(argv=None) -> dict[str, Any]:
 def _main(args) -> dict[str, Any]:
   import numpy as np  # noqa: PLC0415
 
-  from rocket import train  # noqa: PLC0415
+  from rocket import image_task  # noqa: PLC0415
 
   info, warning = common.machine_header()
   b = args.batch_size
-  specs = train.wrn_specs(net_config(args, "rocket"))  # the WRN each net is under --share
+  specs = image_task.wrn_specs(net_config(args, "rocket"))  # the WRN each net is under --share
   print(f"# batch {b}, light {specs['light'].name}, booster {specs['booster'].name}, "
         f"share {args.share}, {args.compute_dtype}, "
         f"donate={not args.no_donate}, conv={args.conv}, {args.steps} steps x {args.repeats} rounds",

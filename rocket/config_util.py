@@ -6,7 +6,7 @@
 The spec is what ``--config`` takes (``path[:arg]``, the argument going to ``get_config``);
 the path is tried as given and then against the repository root, so a notebook or test finds
 ``configs/...`` from any working directory. Keyword overrides use dotted keys, like
-``--config.hint.weight=0.5``; a field the config does not have is a ValueError.
+``--config.hint.weight=0.5``; a field the config does not have is a :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,14 @@ from typing import Any, Mapping
 from ml_collections import ConfigDict
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class ConfigError(ValueError):
+  """A config that cannot run; the message names the field and what to do.
+
+  The command-line tools print it as one line and exit with status 2; any other exception is
+  a bug and keeps its traceback.
+  """
 
 
 def resolve(path: str | pathlib.Path) -> pathlib.Path:
@@ -57,10 +65,10 @@ def set_overrides(config: ConfigDict, overrides: Mapping[str, Any]) -> ConfigDic
     *parents, leaf = key.split(".")
     for part in parents:
       if part not in node:
-        raise ValueError(f"override {key!r}: no such config field ({part!r} is not in the config)")
+        raise ConfigError(f"override {key!r}: no such config field ({part!r} is not in the config)")
       node = node[part]
     if leaf not in node:
-      raise ValueError(f"override {key!r}: no such config field")
+      raise ConfigError(f"override {key!r}: no such config field")
     node[leaf] = value
   return config
 

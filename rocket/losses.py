@@ -16,13 +16,9 @@ booster's ``z_b``:
 * ``l2_softmax``: ``(softmax(z_l) - softmax(z_b))^2`` summed over classes,
   averaged over the batch (eq. 1 after a softmax).
 
-Gradient block: with ``gradient_block=True`` the booster's logits go through
-``jax.lax.stop_gradient``, so the hint pulls the light net toward the booster
-and never moves the booster (nor, through the booster's path, the shared
-layers).  The stricter variant of the paper's wording -- the hint reaches the
-shared layers through *both* paths but never the booster's own parameters --
-cannot be written as a loss; it is implemented in the train step
-(:func:`rocket.train.make_train_step`, ``gradient_block="strict"``).
+These are pure functions of their inputs; the gradient block (``stop_gradient`` on
+the booster's logits, and its ``strict`` variant) is applied by
+:mod:`rocket.objective`, which combines the terms.
 
 Binary tasks (CTR): logits of shape ``[batch]`` (one logit per example) and
 labels in {0, 1} are read as the two-class logits ``[0, z]``, so every loss
@@ -79,13 +75,10 @@ def kd_kl(student_logits, teacher_logits, temperature=4.0, weights=None, class_m
   return _mean(per, weights) * t * t
 
 
-def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0,
-              gradient_block=True, weights=None):
+def hint_loss(light_logits, booster_logits, kind="mse_logits", temperature=1.0, weights=None):
   """The hint term between light and booster logits (see module docstring)."""
   z_l = light_logits.astype(jnp.float32)
   z_b = booster_logits.astype(jnp.float32)
-  if gradient_block:
-    z_b = jax.lax.stop_gradient(z_b)
   if kind == "mse_logits":
     sq = jnp.square(z_l - z_b)
     per = sq if sq.ndim == 1 else jnp.sum(sq, axis=-1)  # binary: one logit per example

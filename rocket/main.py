@@ -109,13 +109,14 @@ def main(argv):
   init_distributed(_F.coordinator_address.value, _F.num_processes.value, _F.process_id.value,
                    _F.distributed.value)
   from rocket import checkpoint, train  # after flag parsing: JAX starts here
+  from rocket.config_util import ConfigError
   from rocket.data import DatasetError
 
   if not FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   try:
-    result = train.train_and_evaluate(_F.config.value, _F.workdir.value)
-  except ValueError as e:  # bad config values
+    result = train.train_with_teacher(_F.config.value, _F.workdir.value)
+  except ConfigError as e:  # bad config values (any other exception is a bug: traceback)
     print(f"rocket: invalid config: {e}", file=sys.stderr)
     sys.exit(2)
   except (DatasetError, checkpoint.CheckpointError, train.NonFiniteLossError) as e:
@@ -131,5 +132,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from rocket.cli import parse_flags
+
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

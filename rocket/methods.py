@@ -1,7 +1,7 @@
 """Training methods: which nets a run holds and which loss terms it sums.
 
-A method is a small declarative record; the train step (``rocket.train``) is
-written once against it.
+A method is a small declarative record; its loss terms, their weights and the
+gradient block are built from it in :mod:`rocket.objective`.
 
 =========  =================  ==========================================================
 method     nets trained       loss
@@ -17,7 +17,7 @@ at_kd      light (+teacher)   (1-a) CE(light) + KD(teacher -> light) + b * AT(..
 =========  =================  ==========================================================
 
 The teacher is a booster-sized net trained alone first (a finished ``booster``
-run, see ``rocket.train.prepare_teacher``); ``rocket_kd`` is the paper's
+run, see ``rocket.train.train_with_teacher``); ``rocket_kd`` is the paper's
 "Rocket+KD": rocket co-training plus KD from such a pre-trained teacher.
 
 ``config.loss_convention`` sets the scales of the baselines' terms (the hint
@@ -42,9 +42,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import jax.numpy as jnp
 
-from rocket import losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,53 +106,3 @@ def loss_convention(config) -> str:
   if name not in LOSS_CONVENTIONS:
     raise ValueError(f"config.loss_convention must be one of {LOSS_CONVENTIONS}, got {name!r}")
   return name
-
-
-def booster_transfer_terms(method: Method, light_logits, booster_logits, config, blocked: bool):
-  """The terms through which the booster teaches the light net (the hint)."""
-  terms = {}
-  if method.hint:
-    terms["hint"] = losses.hint_loss(light_logits, booster_logits, config.hint.kind,
-                                     config.hint.temperature, gradient_block=blocked)
-  return terms
-
-
-def loss_terms(method: Method, outputs, labels, config, blocked: bool, teacher=None):
-  """Unweighted loss terms as a dict of scalars (``ce_<net>``, ``hint``, ``kd``, ``at``).
-
-  ``teacher`` holds the frozen teacher's outputs (``logits``/``features``) for
-  the methods that need one.
-  """
-  logits = outputs["logits"]
-  terms = {f"ce_{n}": losses.cross_entropy(logits[n], labels) for n in method.nets}
-  if "booster" in logits and "light" in logits:
-    terms.update(booster_transfer_terms(method, logits["light"], logits["booster"], config, blocked))
-  if method.kd_from == "teacher":
-    terms["kd"] = losses.kd_kl(logits["light"], teacher["logits"], config.kd.temperature,
-                               class_mean=loss_convention(config) == "paper")
-  if method.at:
-    terms["at"] = losses.attention_transfer(outputs["features"]["light"],
-                                            teacher["features"])
-  return terms
-
-
-def term_weights(method: Method, config, step=None, steps_per_epoch: int = 0) -> dict:
-  """Weights of the loss terms; the hint weight ramps up linearly over ``hint.warmup_epochs``.
-
-  ``step`` (an array inside the train step) and ``steps_per_epoch`` enable the ramp.
-  """
-  paper = loss_convention(config) == "paper"
-  w = {f"ce_{n}": 1.0 for n in method.nets}
-  if method.kd_from:
-    alpha = float(config.kd.alpha)
-    if not (paper and method.hint):  # the official rocket+KD keeps the full CE(light)
-      w["ce_light"] = 1.0 - alpha
-    w["kd"] = 2.0 * alpha if paper else alpha
-  if method.hint:
-    w["hint"] = float(config.hint.weight)
-    warm = float(config.hint.warmup_epochs) * steps_per_epoch
-    if step is not None and warm > 0:
-      w["hint"] = w["hint"] * jnp.minimum(1.0, (step.astype(jnp.float32) + 1.0) / warm)
-  if method.at:
-    w["at"] = float(config.at.beta) if paper else float(config.at.beta) / 2.0
-  return w

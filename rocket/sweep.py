@@ -128,6 +128,9 @@ def main(argv):
       acc = {k: round(v, 4) for k, v in result.items()
              if k.startswith("test/") and k.endswith(("accuracy", "auc"))}
       print(f"{label}: finished in {time.time() - t0:.0f}s {acc}", flush=True)
+    except train.Interrupted as e:  # Ctrl-C / SIGTERM stops the sweep, not just this run
+      print(f"{label}: {e}", file=sys.stderr, flush=True)
+      sys.exit(130)
     except Exception as e:  # noqa: BLE001 -- one broken run must not stop the sweep
       failed.append(run["name"])
       wd.mkdir(parents=True, exist_ok=True)
@@ -139,5 +142,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from rocket.cli import parse_flags
+
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

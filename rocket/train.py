@@ -30,10 +30,9 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from rocket import checkpoint as ckpt_lib
-from rocket import input_pipeline, losses, methods, tasks
-from rocket.data import Dataset
-from rocket.models.rocket import RocketNet, light_spec, owner_tree
-from rocket.models.wrn import WRNSpec
+from rocket.config_util import ConfigError
+from rocket import input_pipeline, losses, methods, objective, tasks
+from rocket.objective import owner_tree
 
 SCHEDULES = ("step", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam", "adagrad")
@@ -61,7 +60,16 @@ class TrainState:
 
 
 def validate_config(config) -> None:
-  """Raises ``ValueError`` with a readable message for a bad config."""
+  """Raises :class:`ConfigError` (a ``ValueError``) with a readable message for a bad config."""
+  try:
+    _validate(config)
+  except ConfigError:
+    raise
+  except ValueError as e:  # the checks of the specs, methods and tasks
+    raise ConfigError(str(e)) from None
+
+
+def _validate(config) -> None:
   task = tasks.get_task(config)
   method = methods.get_method(config.method)
   task.validate(config)
@@ -89,6 +97,13 @@ def validate_config(config) -> None:
     raise ValueError("config.hint.warmup_epochs must be >= 0")
   if config.teacher_workdir and not method.needs_teacher:
     raise ValueError(f"config.teacher_workdir is set but method {config.method!r} uses no teacher")
+  if config.num_train_steps < 0:
+    raise ValueError(f"config.num_train_steps must be >= 0 (0: use config.num_epochs), got "
+                     f"{config.num_train_steps}")
+  if config.hint.weight < 0:
+    raise ValueError(f"config.hint.weight must be >= 0, got {config.hint.weight}")
+  if config.optim.lr <= 0:
+    raise ValueError(f"config.optim.lr must be > 0, got {config.optim.lr}")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
     raise ValueError("set config.num_epochs or config.num_train_steps to a positive number")
   data, _ = mesh_shape(config)
@@ -104,24 +119,6 @@ def validate_config(config) -> None:
 def arch_fingerprint(config, data) -> dict[str, Any]:
   """What a checkpoint must agree on to be resumed."""
   return tasks.get_task(config).arch(config, data)
-
-
-def wrn_specs(config) -> dict[str, WRNSpec]:
-  """The WRN of each net an image config trains (under ``share=bottom`` the light net is the
-  booster's first two groups, :func:`rocket.models.rocket.light_spec`)."""
-  method = methods.get_method(config.method)
-  booster = WRNSpec(config.booster.depth, config.booster.width)
-  specs = {"light": light_spec(config.share, WRNSpec(config.light.depth, config.light.width), booster),
-           "booster": booster}
-  return {n: specs[n] for n in method.nets}
-
-
-def build_model(config, num_classes: int) -> RocketNet:
-  """The WRN light/booster model of an image config (CTR: :func:`rocket.tasks.build_ctr_model`)."""
-  specs = wrn_specs(config)
-  return RocketNet(light=specs.get("light"), booster=specs.get("booster"), share=config.share,
-                   num_classes=num_classes, bn_momentum=config.bn_momentum,
-                   dtype=DTYPES[config.compute_dtype], init_scheme=config.get("init", "he_fan_out"))
 
 
 def create_optimizer(config, total_steps: int, steps_per_epoch: int):
@@ -206,12 +203,14 @@ def float32_state(inner: optax.GradientTransformation) -> optax.GradientTransfor
 # --------------------------------------------------------------------------- steps
 
 
-def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.float32) -> TrainState:
+def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.float32,
+               row_sharded=None) -> TrainState:
   """Initial state for inputs of per-example shape ``input_shape``, placed on ``mesh``.
 
-  Everything is replicated except large embedding tables, which are row-sharded
-  over the mesh's ``model`` axis (:func:`state_shardings`).  The state is created
-  directly in that layout (``jit`` with ``out_shardings``).
+  Everything is replicated except the leaves ``row_sharded(keys, leaf)`` picks (a task's
+  :meth:`rocket.tasks.Task.row_sharded`: CTR embedding tables), which are row-sharded over the
+  mesh's ``model`` axis (:func:`state_shardings`).  The state is created directly in that
+  layout (``jit`` with ``out_shardings``).
   """
 
   def init(key):
@@ -221,61 +220,47 @@ def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.fl
                       tx.init(params))
 
   abstract = jax.eval_shape(init, jax.random.key(seed))
-  return jax.jit(init, out_shardings=state_shardings(abstract, mesh))(jax.random.key(seed))
+  return jax.jit(init, out_shardings=state_shardings(abstract, mesh, row_sharded))(
+      jax.random.key(seed))
 
 
-_TABLE_LEAVES = ("embedding", "q", "scale")
-
-
-def state_shardings(tree, mesh: Mesh):
+def state_shardings(tree, mesh: Mesh, row_sharded=None):
   """NamedShardings for a train state (or any tree holding params / optimizer state).
 
-  A CTR embedding table (a leaf named ``embedding``, ``q`` or ``scale`` under a
-  ``field_<f>`` module) whose row count divides evenly over the ``model`` axis
-  is row-sharded, ``P("model", None)`` -- its optimizer moments follow it, as
-  their paths contain the same names; the lookups become sharded gathers inside
-  ``jit``.  Everything else is replicated.  With a ``model`` axis of size 1
-  (the default) everything is replicated.  Choose ``embedding.buckets`` (hashed
-  tables) as a multiple of the ``model`` axis size so that the big tables split.
+  A leaf for which ``row_sharded(keys, leaf)`` holds (``keys``: its path) and whose row count
+  divides evenly over the ``model`` axis is row-sharded, ``P("model", None)``; the optimizer
+  moments of a parameter follow it, as their paths contain the same names.  Everything else is
+  replicated, and everything is when the ``model`` axis has size 1 (the default).
   """
   n_model = mesh.shape.get("model", 1)
 
   def one(path, leaf):
     keys = [getattr(k, "key", getattr(k, "name", None)) for k in path]
-    if (n_model > 1 and keys and keys[-1] in _TABLE_LEAVES and len(leaf.shape) == 2
-        and any(isinstance(k, str) and k.startswith("field_") for k in keys)
-        and leaf.shape[0] % n_model == 0):
+    if (n_model > 1 and row_sharded is not None and len(leaf.shape) == 2
+        and leaf.shape[0] % n_model == 0 and row_sharded(keys, leaf)):
       return NamedSharding(mesh, P("model", None))
     return NamedSharding(mesh, P())
 
   return jax.tree_util.tree_map_with_path(one, tree)
 
 
-def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_epoch: int = 0,
-                    teacher_model=None, prepare: Callable | None = None) -> Callable:
+def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_epoch: int = 0,
+                    teacher_model=None) -> Callable:
   """The pure train step ``(state, inputs, labels, teacher_vars) -> (state, metrics)``.
 
   ``prepare(key, inputs, train)`` turns the host batch into the model input
-  inside the step (default, for images: augmentation and normalisation with
-  ``mean``/``std``; CTR ids pass through).  The forward pass is
-  linearised once (``jax.vjp``); the loss terms are then differentiated with
-  respect to the nets' outputs, and pulled back through the nets.  The
-  ``strict`` gradient block pulls the booster side of the light<-booster
-  terms back a second time and drops what lands on the booster's own
-  parameters.  ``teacher_vars`` (``None`` unless the method has a teacher)
-  are the frozen teacher's variables; it runs in inference mode on the same
-  augmented batch.
+  inside the step (a task's ``prepare_fn``: for images augmentation and
+  normalisation; CTR ids pass through).  The loss, its gradient and the
+  gradient block come from :mod:`rocket.objective`.  ``teacher_vars``
+  (``None`` unless the method has a teacher) are the frozen teacher's
+  variables; it runs in inference mode on the same augmented batch.
   """
   method = methods.get_method(config.method)
-  gblock = methods.normalize_gradient_block(config.gradient_block)
   base_key = jax.random.key(config.seed + 1)
-  if prepare is None:
-    prepare = tasks.image_prepare(config, mean, std)
 
   def train_step(state: TrainState, images, labels, teacher_vars=None):
     key = jax.random.fold_in(base_key, state.step)
     x = prepare(key, images, True)
-    weights = methods.term_weights(method, config, state.step, steps_per_epoch)
     teacher = None
     if method.needs_teacher:
       t_out = teacher_model.apply(teacher_vars, x, train=False)
@@ -288,27 +273,9 @@ def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_
                              train=True, mutable=["batch_stats"])
       return out, mut["batch_stats"]
 
-    out, pullback, batch_stats = jax.vjp(forward, state.params, has_aux=True)
-
-    def objective(out):
-      terms = methods.loss_terms(method, out, labels, config, gblock != "off", teacher)
-      return sum(weights[k] * v for k, v in terms.items()), terms
-
-    (loss, terms), d_out = jax.value_and_grad(objective, has_aux=True)(out)
-    (grads,) = pullback(d_out)
-    if gblock == "strict" and len(method.nets) == 2:
-      light = jax.lax.stop_gradient(out["logits"]["light"])
-
-      def transfer(zb):
-        t = methods.booster_transfer_terms(method, light, zb, config, blocked=False)
-        return sum(weights[k] * v for k, v in t.items())
-
-      cot = jax.tree.map(jnp.zeros_like, out)
-      cot["logits"]["booster"] = jax.grad(transfer)(out["logits"]["booster"])
-      (extra,) = pullback(cot)
-      extra = jax.tree.map(lambda g, o: jnp.zeros_like(g) if o == "booster" else g,
-                           extra, owner_tree(extra))
-      grads = jax.tree.map(jnp.add, grads, extra)
+    weights = objective.term_weights(method, config, state.step, steps_per_epoch)
+    loss, terms, grads, out, batch_stats = objective.loss_and_grads(
+        method, config, forward, state.params, labels, weights, teacher)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, **terms, "lr": schedule(state.step),
@@ -320,39 +287,6 @@ def make_train_step(config, model, tx, schedule, mean=None, std=None, steps_per_
     return new_state, metrics
 
   return train_step
-
-
-def make_eval_step(config, model: RocketNet, mean, std) -> Callable:
-  """``(state, images_u8, labels, weights) -> sums``: correct counts and CE sums."""
-  method = methods.get_method(config.method)
-  dtype = DTYPES[config.compute_dtype]
-
-  def eval_step(state: TrainState, images, labels, weights):
-    x = input_pipeline.normalize(images, mean, std, dtype)
-    out = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
-    sums = {"count": jnp.sum(weights)}
-    for n in method.nets:
-      logits = out["logits"][n].astype(jnp.float32)
-      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-      sums[f"{n}_correct"] = losses.accuracy_count(logits, labels, weights)
-      sums[f"{n}_loss"] = jnp.sum(ce * weights)
-    return sums
-
-  return eval_step
-
-
-def evaluate(eval_step, state, ds: Dataset, batch_size: int, sharding) -> dict[str, float]:
-  total = None
-  for x, y, w in input_pipeline.eval_batches(ds.test_images, ds.test_labels, batch_size, sharding):
-    sums = eval_step(state, x, y, w)
-    total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-  total = jax.device_get(total)
-  count = float(total.pop("count"))
-  out = {}
-  for k, v in total.items():
-    net, what = k.split("_")
-    out[f"test/{net}_{'accuracy' if what == 'correct' else 'loss'}"] = float(v) / count
-  return out
 
 
 # --------------------------------------------------------------------------- loop
@@ -440,6 +374,29 @@ class _Window:
     return out
 
 
+class _SpeedProbe:
+  """Times a few steps after the compiled first one and, when the run would take hours on this
+  CPU, says so once with the expected time and what to run instead."""
+
+  def __init__(self, start_step: int, total_steps: int, hint: str, steps: int = 5,
+               warn_after_s: float = 3600.0):
+    self.first, self.last, self.total = start_step + 1, start_step + 1 + steps, total_steps
+    self.hint, self.warn_after_s, self.t0 = hint, warn_after_s, 0.0
+
+  def tick(self, done: int, metrics, bar=None) -> None:
+    if done not in (self.first, self.last) or self.last > self.total:
+      return
+    jax.block_until_ready(metrics)
+    if done == self.first:
+      self.t0 = time.perf_counter()
+      return
+    per_step = (time.perf_counter() - self.t0) / (self.last - self.first)
+    left = per_step * (self.total - done)
+    if left > self.warn_after_s:
+      _say(f"note: no accelerator found; at {per_step:.2f} s per step the remaining "
+           f"{self.total - done} steps take about {left / 3600:.1f} h on this CPU. {self.hint}", bar)
+
+
 def _say(msg: str, bar=None) -> None:
   """A progress message from process 0 (through tqdm when a bar is shown)."""
   if jax.process_index() != 0:
@@ -466,7 +423,9 @@ _NOT_TEACHER = ("progress_bar", "log_every_steps", "max_checkpoints", "checkpoin
                 "loss_convention")
 
 
-def _teacher_config(config):
+def teacher_config(config):
+  """The config of the teacher a kd/at/at_kd/rocket_kd ``config`` asks for: its booster, alone,
+  with the same data and budget."""
   import ml_collections  # noqa: PLC0415
 
   t = ml_collections.ConfigDict(config.to_dict())
@@ -474,45 +433,66 @@ def _teacher_config(config):
   return t
 
 
-def prepare_teacher(config, workdir: pathlib.Path, ds: Dataset, mesh: Mesh):
-  """Trains (or reuses) the teacher of kd/at/at_kd; returns (model, variables, summary).
+def train_teacher(config, teacher_dir) -> pathlib.Path:
+  """Trains the teacher of ``config`` (:func:`teacher_config`) in ``teacher_dir``, as a run of its
+  own; a finished run there with the same config is reused as it is.  Returns ``teacher_dir``."""
+  tdir = pathlib.Path(teacher_dir)
+  tconfig = teacher_config(config)
+  if (tdir / "final.json").is_file():
+    old = json.loads((tdir / "config.json").read_text())
+    new = json.loads(tconfig.to_json_best_effort())
+    diff = sorted(k for k in old.keys() | new.keys()
+                  if k not in _NOT_TEACHER and old.get(k) != new.get(k))
+    if diff:
+      raise ConfigError(
+          f"the finished teacher in {tdir} was trained with a different config (fields differ: "
+          f"{', '.join(diff)}). Delete that folder to retrain it, or pass "
+          f"--config.teacher_workdir={tdir} to use it as it is.")
+    _say(f"reusing the finished teacher in {tdir}")
+  else:
+    _say(f"training the teacher (a booster net alone) in {tdir}")
+    train_and_evaluate(tconfig, tdir)
+  return tdir
 
-  With ``config.teacher_workdir`` the teacher is read from that finished run;
-  otherwise a booster-sized net is trained with the same budget in
-  ``<workdir>/teacher`` -- or, when that run is finished already, reused as it is.
+
+def train_with_teacher(config, workdir, callbacks=()) -> dict[str, Any]:
+  """:func:`train_and_evaluate`, after training the teacher in ``<workdir>/teacher`` when the
+  method needs one and ``config.teacher_workdir`` is empty (what ``rocket.main`` runs).
+
+  The teacher is a finished run before the student starts; the student's ``config.json``
+  records its ``teacher_workdir``.
   """
+  from rocket.config_util import apply_overrides  # noqa: PLC0415
+
+  validate_config(config)
+  if methods.get_method(config.method).needs_teacher and not config.teacher_workdir:
+    tdir = train_teacher(config, pathlib.Path(workdir) / "teacher")
+    config = apply_overrides(config, {"teacher_workdir": str(tdir)})
+  return train_and_evaluate(config, workdir, callbacks)
+
+
+def load_teacher(config, ds, mesh: Mesh):
+  """``(model, variables, summary)`` of the finished run in ``config.teacher_workdir``."""
   import ml_collections  # noqa: PLC0415
 
-  if config.teacher_workdir:
-    tdir = pathlib.Path(config.teacher_workdir)
-    if not (tdir / "final.json").is_file() or not (tdir / "config.json").is_file():
-      raise ValueError(f"config.teacher_workdir={str(tdir)!r} holds no finished run (no final.json "
-                       "and config.json); train the teacher first, e.g. with --config.method=booster")
-    tconfig = ml_collections.ConfigDict(json.loads((tdir / "config.json").read_text()))
-    if len(methods.get_method(tconfig.method).nets) != 1:
-      raise ValueError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
-                       "a teacher must be a single net (method booster or light)")
-  else:
-    tdir = workdir / "teacher"
-    tconfig = _teacher_config(config)
-    if (tdir / "final.json").is_file():
-      old = json.loads((tdir / "config.json").read_text())
-      new = json.loads(tconfig.to_json_best_effort())
-      diff = sorted(k for k in old.keys() | new.keys()
-                    if k not in _NOT_TEACHER and old.get(k) != new.get(k))
-      if diff:
-        raise ValueError(
-            f"the finished teacher in {tdir} was trained with a different config (fields differ: "
-            f"{', '.join(diff)}). Delete that folder to retrain it, or pass "
-            f"--config.teacher_workdir={tdir} to use it as it is.")
-      _say(f"reusing the finished teacher in {tdir}")
-    else:
-      _say(f"training the teacher (a booster net alone) in {tdir}")
-      train_and_evaluate(tconfig, tdir)
+  if not config.teacher_workdir:
+    raise ConfigError(
+        f"method {config.method!r} learns from a finished teacher run: set "
+        f"config.teacher_workdir to a finished booster run, or train both with "
+        f"rocket.train.train_with_teacher (what rocket.main does: the teacher goes to "
+        f"<workdir>/teacher first)")
+  tdir = pathlib.Path(config.teacher_workdir)
+  if not (tdir / "final.json").is_file() or not (tdir / "config.json").is_file():
+    raise ConfigError(f"config.teacher_workdir={str(tdir)!r} holds no finished run (no final.json "
+                      "and config.json); train the teacher first, e.g. with --config.method=booster")
+  tconfig = ml_collections.ConfigDict(json.loads((tdir / "config.json").read_text()))
+  if len(methods.get_method(tconfig.method).nets) != 1:
+    raise ConfigError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
+                      "a teacher must be a single net (method booster or light)")
   summary = json.loads((tdir / "final.json").read_text())
   model, state = restore_latest(tdir, tconfig, ds, mesh)
   if state is None:
-    raise ValueError(f"the teacher run in {tdir} has no checkpoint; delete it to retrain")
+    raise ConfigError(f"the teacher run in {tdir} has no checkpoint; delete it to retrain")
   return model, {"params": state.params, "batch_stats": state.batch_stats}, summary
 
 
@@ -522,9 +502,9 @@ def restore_latest(workdir, config, data, mesh: Mesh):
   model = task.build_model(config, data)
   tx, _ = create_optimizer(config, 1, 1)
   shape, dtype = task.input_spec(data)
-  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype))
+  abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype, task.row_sharded))
   abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-                          abstract, state_shardings(abstract, mesh))
+                          abstract, state_shardings(abstract, mesh, task.row_sharded))
   ck = ckpt_lib.Checkpoints(pathlib.Path(workdir) / "checkpoints")
   try:
     state, _ = ck.restore(abstract, task.arch(config, data))
@@ -578,7 +558,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   train_inputs, train_labels = task.train_arrays(ds)
   n_train = len(train_labels)
   if n_train < config.batch_size:
-    raise ValueError(f"the training set has {n_train} examples, fewer than batch_size="
+    raise ConfigError(f"the training set has {n_train} examples, fewer than batch_size="
                      f"{config.batch_size}")
   spe = n_train // config.batch_size
   total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe
@@ -590,12 +570,12 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   model = task.build_model(config, ds)
   tx, schedule = create_optimizer(config, total_steps, spe)
   input_shape, input_dtype = task.input_spec(ds)
-  state = init_state(model, tx, input_shape, config.seed, mesh, input_dtype)
+  state = init_state(model, tx, input_shape, config.seed, mesh, input_dtype, task.row_sharded)
   arch = arch_fingerprint(config, ds)
   n_params = count_params(state.params)
   teacher_model = teacher_vars = teacher_summary = None
   if method.needs_teacher:
-    teacher_model, teacher_vars, teacher_summary = prepare_teacher(config, workdir, ds, mesh)
+    teacher_model, teacher_vars, teacher_summary = load_teacher(config, ds, mesh)
 
   ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", config.max_checkpoints)
   restored, meta = ckpts.restore(ckpt_lib.abstract_like(state), arch)
@@ -610,10 +590,10 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     _write_config(workdir, config)
     _truncate_metrics(metrics_path, start_step)
 
-  state_sh = state_shardings(state, mesh)
-  teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh)
-  train_step = jax.jit(make_train_step(config, model, tx, schedule, steps_per_epoch=spe,
-                                       teacher_model=teacher_model, prepare=task.prepare_fn(config, ds)),
+  state_sh = state_shardings(state, mesh, task.row_sharded)
+  teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh, task.row_sharded)
+  train_step = jax.jit(make_train_step(config, model, tx, schedule, task.prepare_fn(config, ds),
+                                       steps_per_epoch=spe, teacher_model=teacher_model),
                        in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
                        out_shardings=(state_sh, replicated), donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
@@ -630,6 +610,7 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     from tqdm import tqdm
     bar = tqdm(total=total_steps, initial=start_step, desc=config.method, unit="step",
                dynamic_ncols=True)
+  probe = _SpeedProbe(start_step, total_steps, task.cpu_hint) if jax.default_backend() == "cpu" else None
   batches = input_pipeline.train_batches(
       train_inputs, train_labels, seed=config.seed, batch_size=config.batch_size,
       start_step=start_step, num_steps=total_steps, sharding=data_sharding)
@@ -646,6 +627,8 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
         state, m = train_step(state, images, labels, teacher_vars)
         window.pending.append(m)
         done = step + 1
+        if probe is not None:
+          probe.tick(done, m, bar)
         is_eval = done % eval_every == 0 or done == total_steps
         if done % config.log_every_steps == 0 or is_eval:
           last = window.flush(last_good, ckpts.directory)

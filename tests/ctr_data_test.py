@@ -7,7 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rocket.ctr import criteo, data, hashing
+from rocket.ctr import criteo, data, hashing, loaders
 from rocket.ctr.features import (NUMERIC_VOCAB_SIZE, FieldSpec, Vocab, bucketize_log2, parse_crosses)
 from rocket.data.base import DatasetError
 
@@ -157,7 +157,7 @@ def test_parse_crosses_and_field_spec():
 
 def _load_or_skip(name, **kw):
   try:
-    return data.load_ctr_dataset(make_config(name, **kw))
+    return loaders.load_ctr_dataset(make_config(name, **kw))
   except DatasetError as e:
     pytest.skip(str(e))
 
@@ -234,11 +234,11 @@ def test_per_user_temporal_split():
 def test_synthetic_ctr_is_deterministic_and_learnable():
   cfg = make_config("synthetic_ctr", seed=1)
   cfg.synthetic_ctr = ml_collections.ConfigDict(dict(num_train=4000, num_valid=500, num_test=3000))
-  a, b = data.load_ctr_dataset(cfg), data.load_ctr_dataset(cfg)
+  a, b = loaders.load_ctr_dataset(cfg), loaders.load_ctr_dataset(cfg)
   np.testing.assert_array_equal(a.train.ids, b.train.ids)
   np.testing.assert_array_equal(a.test.labels, b.test.labels)
   cfg.seed = 2
-  c = data.load_ctr_dataset(cfg)
+  c = loaders.load_ctr_dataset(cfg)
   assert not np.array_equal(a.test.labels, c.test.labels)
   _check_common(a)
   assert (len(a.train), len(a.valid), len(a.test)) == (4000, 500, 3000)
@@ -276,7 +276,7 @@ def test_criteo_streaming_cache_and_missing_values(tmp_path, monkeypatch):
   labels, ints, cats = write_criteo(src / "train.txt")
   cfg = make_config("criteo", data_dir=str(src), cache_dir=str(tmp_path / "cache"),
                     features=dict(min_count=2, chunk_rows=37))
-  ds = data.load_ctr_dataset(cfg)
+  ds = loaders.load_ctr_dataset(cfg)
   _check_common(ds)
   assert (len(ds.train), len(ds.valid), len(ds.test)) == (160, 20, 20)
   assert len(ds.fields) == 39 and ds.field_names[0] == "I1" and ds.field_names[-1] == "C26"
@@ -298,7 +298,7 @@ def test_criteo_streaming_cache_and_missing_values(tmp_path, monkeypatch):
     raise AssertionError("the cache was not reused")
   monkeypatch.setattr(criteo, "iter_chunks", boom)
   monkeypatch.setattr(criteo, "count_rows", boom)
-  again = data.load_ctr_dataset(cfg)
+  again = loaders.load_ctr_dataset(cfg)
   np.testing.assert_array_equal(again.test.ids, ds.test.ids)
   assert [f.vocab_size for f in again.fields] == [f.vocab_size for f in ds.fields]
 
@@ -308,12 +308,14 @@ def test_criteo_gzip_and_hashing(tmp_path):
   write_criteo(tmp_path / "train.txt.gz", seed=1)
   cache = str(tmp_path / "cache")
   feats = dict(min_count=1, chunk_rows=64)
-  plain = data.load_ctr_dataset(make_config("criteo", data_dir=str(tmp_path / "plain.txt"), cache_dir=cache,
+  plain = loaders.load_ctr_dataset(make_config("criteo", data_dir=str(tmp_path / "plain.txt"),
+                                               cache_dir=cache,
                                             features=feats))
-  gz = data.load_ctr_dataset(make_config("criteo", data_dir=str(tmp_path), cache_dir=cache, features=feats))
+  gz = loaders.load_ctr_dataset(
+      make_config("criteo", data_dir=str(tmp_path), cache_dir=cache, features=feats))
   np.testing.assert_array_equal(plain.train.ids, gz.train.ids)
   np.testing.assert_array_equal(plain.test.labels, gz.test.labels)
-  hashed = data.load_ctr_dataset(make_config("criteo", data_dir=str(tmp_path), cache_dir=cache,
+  hashed = loaders.load_ctr_dataset(make_config("criteo", data_dir=str(tmp_path), cache_dir=cache,
                                              features=dict(hash_buckets=50, chunk_rows=64)))
   assert all(f.vocab_size == 50 for f in hashed.fields)
   assert hashed.train.ids.min() >= 1 and hashed.train.ids.max() < 50
@@ -323,7 +325,7 @@ def test_criteo_gzip_and_hashing(tmp_path):
 def test_criteo_bad_row(tmp_path):
   (tmp_path / "train.txt").write_text("1\t2\t3\n" * 20)
   with pytest.raises(DatasetError, match="columns"):
-    data.load_ctr_dataset(make_config("criteo", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
+    loaders.load_ctr_dataset(make_config("criteo", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c")))
 
 
 def write_avazu(path, n=200, seed=0):
@@ -348,7 +350,7 @@ def test_avazu_streaming(tmp_path):
   cols = write_avazu(tmp_path / "train.gz")
   cfg = make_config("avazu", data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"),
                     features=dict(chunk_rows=45))
-  ds = data.load_ctr_dataset(cfg)
+  ds = loaders.load_ctr_dataset(cfg)
   _check_common(ds)
   assert (len(ds.train), len(ds.valid), len(ds.test)) == (160, 20, 20)
   names = ds.field_names
@@ -379,9 +381,9 @@ def test_avazu_streaming(tmp_path):
 def test_missing_data_dir_names_the_flag(tmp_path):
   for name in ("frappe", "movielens", "criteo", "avazu"):
     with pytest.raises(DatasetError, match="--config.data_dir"):
-      data.load_ctr_dataset(make_config(name, data_dir=str(tmp_path / "nowhere")))
+      loaders.load_ctr_dataset(make_config(name, data_dir=str(tmp_path / "nowhere")))
   with pytest.raises(DatasetError, match="unknown CTR dataset"):
-    data.load_ctr_dataset(make_config("mnist"))
+    loaders.load_ctr_dataset(make_config("mnist"))
 
 
 def test_candidate_dirs_mirror_cifar(monkeypatch, tmp_path):

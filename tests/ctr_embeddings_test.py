@@ -124,11 +124,11 @@ def test_hash_rows_bytes_and_lookup():
   assert report["rows"] == 243 and report["modes"] == ("full", "full", "hash", "hash")
   assert report["full_bytes"] == sum(VOCAB) * 8 * 4
   out = module.apply({"params": params}, ids)
-  rows = emb.hash_ids(ids[:, 3], 100)
+  rows = emb.hash_rows(ids[:, 3], 100)
   np.testing.assert_array_equal(out[:, 3], params["field_3"]["table"]["embedding"][rows])
   # The hash is deterministic, in range and spreads ids over the buckets.
-  h = np.asarray(emb.hash_ids(jnp.arange(100_000), 100))
-  np.testing.assert_array_equal(h, np.asarray(emb.hash_ids(jnp.arange(100_000), 100)))
+  h = np.asarray(emb.hash_rows(jnp.arange(100_000), 100))
+  np.testing.assert_array_equal(h, np.asarray(emb.hash_rows(jnp.arange(100_000), 100)))
   assert h.min() >= 0 and h.max() < 100
   counts = np.bincount(h, minlength=100)
   assert counts.min() > 800 and counts.max() < 1200

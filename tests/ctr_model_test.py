@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, load_config
 
-from rocket import methods, train
+from rocket import methods, objective, train
 from rocket.ctr import data as ctr_data
 from rocket.ctr import export, hashing
 from rocket.ctr.embeddings import default_embedding_config
@@ -89,7 +89,7 @@ def test_gradient_block_keeps_the_hint_off_the_booster():
 
   def hint(p, blocked):
     z = m.apply({"params": p}, IDS)["logits"]
-    return methods.booster_transfer_terms(method, z["light"], z["booster"], config, blocked)["hint"]
+    return objective.loss_terms(method, {"logits": z}, jnp.zeros(len(IDS)), config, blocked)["hint"]
 
   g_on = jax.grad(hint)(params, True)
   g_off = jax.grad(hint)(params, False)
@@ -100,7 +100,7 @@ def test_gradient_block_keeps_the_hint_off_the_booster():
 
 @pytest.mark.parametrize("method", ["light", "booster", "rocket", "rocket_kd", "kd"])
 def test_every_ctr_method_trains(tmp_path, method):
-  result = train.train_and_evaluate(tiny(method=method), tmp_path)
+  result = train.train_with_teacher(tiny(method=method), tmp_path)
   nets = methods.get_method(method).nets
   for n in nets:
     for split in ("valid", "test"):
@@ -114,7 +114,7 @@ def test_every_ctr_method_trains(tmp_path, method):
 def test_ctr_training_learns_the_synthetic_click_model(tmp_path):
   c = tiny(method="rocket", num_epochs=1, batch_size=512, eval_every_steps=5,
            **{"synthetic_ctr.num_train": 10000, "optim.lr": 0.01})
-  result = train.train_and_evaluate(c, tmp_path)
+  result = train.train_with_teacher(c, tmp_path)
   # chance is 0.5; the true click probabilities reach about 0.84 on this data
   assert result["test/booster_auc"] > 0.6 and result["test/light_auc"] > 0.6
   recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -131,7 +131,7 @@ def test_attention_transfer_is_refused_for_ctr():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   wd = tmp_path_factory.mktemp("ctr_run")
-  train.train_and_evaluate(tiny(method="rocket"), wd)
+  train.train_with_teacher(tiny(method="rocket"), wd)
   return wd, train.load_run(wd)
 
 
@@ -195,13 +195,13 @@ def test_frappe_end_to_end_from_the_command_line(tmp_path):
 
 def test_missing_ctr_data_says_which_flag_to_pass(tmp_path):
   with pytest.raises(ctr_data.DatasetError, match="data_dir"):
-    train.train_and_evaluate(tiny(dataset="frappe", data_dir=str(tmp_path / "nowhere")), tmp_path / "w")
+    train.train_with_teacher(tiny(dataset="frappe", data_dir=str(tmp_path / "nowhere")), tmp_path / "w")
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_tables_train_with_float32_optimizer_state(tmp_path, dtype):
   c = tiny(method="light", num_train_steps=4, eval_every_steps=4, **{"embedding.dtype": dtype})
-  result = train.train_and_evaluate(c, tmp_path)
+  result = train.train_with_teacher(c, tmp_path)
   assert np.isfinite(result["train/loss"]) and np.isfinite(result["test/light_auc"])
   run = train.load_run(tmp_path)
   table = run.state.params["light"]["embedding"]["field_0"]["table"]["embedding"]

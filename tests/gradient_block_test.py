@@ -1,8 +1,8 @@
-"""The gradient block, checked numerically on the train step's own gradient code.
+"""The gradient block, checked numerically on the objective the train step uses.
 
-We isolate the hint's gradient by running the train step's gradient computation
-with a loss made of the hint term alone (hint weight 1, cross-entropy terms
-removed), for the three ``gradient_block`` modes.
+We isolate the hint's gradient by calling :func:`rocket.objective.loss_and_grads` (the train
+step's gradient code) with the hint's weight alone (1; the cross-entropy terms weighted 0), for
+the three ``gradient_block`` modes, on the trainer's own model and batch preparation.
 """
 
 import flax
@@ -11,32 +11,30 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rocket import methods, train
-from rocket.models.rocket import owner_tree
+from rocket import image_task, methods, objective
+from rocket.objective import owner_tree
 from tests.conftest import load_config
 
 
 def hint_grads(mode, share="interval", hint_kind="mse_logits"):
   config = load_config("tiny", gradient_block=mode, share=share)
-  config.hint.kind, config.hint.weight, config.hint.temperature = hint_kind, 1.0, 2.0
-  config.optim.weight_decay, config.optim.momentum, config.augment = 0.0, 0.0, False
-  model = train.build_model(config, 10)
-  tx, _ = train.create_optimizer(config, 10, 10)
-  state = train.init_state(model, tx, (16, 16, 3), 0, train.make_mesh())
-  # Keep only the hint term: with lr 1 and no momentum/decay, -update == gradient.
-  orig = methods.term_weights
-  methods.term_weights = lambda *a, **kw: {
-      k: (v if k == "hint" else 0.0) for k, v in orig(*a, **kw).items()}
-  try:
-    step = train.make_train_step(config, model, tx, lambda s: 1.0, np.zeros(3), np.ones(3))
-    x = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3)).astype(np.uint8)
-    y = np.arange(8) % 10
-    params0 = jax.tree.map(np.asarray, state.params)
-    new, _ = jax.jit(step)(state, x, y)
-  finally:
-    methods.term_weights = orig
-  lr = float(config.optim.lr)  # schedule(0) inside optimizer: the config's lr
-  grads = jax.tree.map(lambda a, b: (a - np.asarray(b)) / lr, params0, new.params)
+  config.hint.kind, config.hint.temperature, config.augment = hint_kind, 2.0, False
+  model = image_task.build_model(config, 10)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), train=False)
+  x = image_task.image_prepare(config, np.zeros(3), np.ones(3))(
+      None, np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3)).astype(np.uint8), False)
+  y = np.arange(8) % 10
+  method = methods.get_method(config.method)
+  weights = {k: (1.0 if k == "hint" else 0.0) for k in objective.term_weights(method, config)}
+
+  def forward(params):
+    out, mut = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                           train=True, mutable=["batch_stats"])
+    return out, mut["batch_stats"]
+
+  _, terms, grads, _, _ = jax.jit(
+      lambda p: objective.loss_and_grads(method, config, forward, p, y, weights))(variables["params"])
+  assert float(terms["hint"]) > 0
   owners = owner_tree(grads)
   norms = {"light": 0.0, "booster": 0.0, "shared": 0.0}
   for g, o in zip(jax.tree.leaves(grads), jax.tree.leaves(owners)):

@@ -54,10 +54,9 @@ def test_hint_is_zero_for_equal_logits():
 
 
 @pytest.mark.parametrize("kind", losses.HINT_KINDS)
-def test_gradient_block_stops_the_booster_side(kind):
-  g_l, g_b = jax.grad(lambda a, b: losses.hint_loss(a, b, kind, 2.0, True), (0, 1))(ZL, ZB)
-  assert float(jnp.abs(g_l).sum()) > 0 and float(jnp.abs(g_b).sum()) == 0
-  g_l, g_b = jax.grad(lambda a, b: losses.hint_loss(a, b, kind, 2.0, False), (0, 1))(ZL, ZB)
+def test_hint_moves_both_sides_unless_blocked(kind):
+  """The loss is pure: it pulls on both logits; the objective applies the gradient block."""
+  g_l, g_b = jax.grad(lambda a, b: losses.hint_loss(a, b, kind, 2.0), (0, 1))(ZL, ZB)
   assert float(jnp.abs(g_l).sum()) > 0 and float(jnp.abs(g_b).sum()) > 0
 
 

@@ -52,3 +52,21 @@ def test_cli_missing_data_dir(tmp_path):
 def test_cli_unknown_field(tmp_path):
   r = run_cli(tmp_path, "--config.learning_rate=0.1")
   assert r.returncode != 0 and "learning_rate" in r.stderr
+
+
+def test_cli_config_errors_are_one_line_exit_2(tmp_path):
+  cases = {
+      "--config.hint.wieght=1": 'did you mean "weight"',
+      "--config.batch_size=abc": "invalid literal for int()",
+      "--config.share=group_bottom": "use share='interval'",
+      "--config.optim.lr=0": "config.optim.lr must be > 0",
+      "--config.num_train_steps=-5": "config.num_train_steps must be >= 0",
+      "--config.hint.weight=-1": "config.hint.weight must be >= 0",
+  }
+  for flag, message in cases.items():
+    r = run_cli(tmp_path, flag)
+    assert r.returncode == 2, (flag, r.stderr[-2000:])
+    assert message in r.stderr and "Traceback" not in r.stderr, (flag, r.stderr[-2000:])
+    assert len(r.stderr.strip().splitlines()) == 1, (flag, r.stderr)
+  r = run_cli(tmp_path, config="configs/nonexist.py")
+  assert r.returncode == 2 and "No such file" in r.stderr and "Traceback" not in r.stderr

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rocket import losses, methods, train
+from rocket import losses, methods, objective, train
 from tests.conftest import load_config
 from tests.train_test import sigterm_at, small
 
@@ -36,15 +36,15 @@ def test_attention_transfer_against_numpy():
 
 def test_term_weights():
   c = load_config("tiny")
-  w = methods.term_weights(methods.get_method("kd"), c)
+  w = objective.term_weights(methods.get_method("kd"), c)
   assert w == {"ce_light": pytest.approx(0.1), "kd": 0.9}
-  w = methods.term_weights(methods.get_method("at_kd"), c)
+  w = objective.term_weights(methods.get_method("at_kd"), c)
   assert w["at"] == 500.0 and w["kd"] == 0.9
-  w = methods.term_weights(methods.get_method("rocket_kd"), c)
+  w = objective.term_weights(methods.get_method("rocket_kd"), c)
   assert w == {"ce_light": pytest.approx(0.1), "ce_booster": 1.0, "hint": 0.03, "kd": 0.9}
   assert methods.get_method("rocket_kd").needs_teacher  # the paper's: a pre-trained teacher
   with pytest.raises(ValueError, match="loss_convention"):
-    methods.term_weights(methods.get_method("kd"), load_config("tiny", loss_convention="hinton"))
+    objective.term_weights(methods.get_method("kd"), load_config("tiny", loss_convention="hinton"))
 
 
 # --- the official code's formulas (zhougr1993/Rocket-Launching utils.py, rocket_interval.py),
@@ -86,8 +86,8 @@ def weighted_loss(method_name, config, logits):
   outputs = {"logits": {k: jnp.asarray(v) for k, v in logits.items()},
              "features": {"light": [jnp.asarray(f) for f in F_S]}}
   teacher = {"logits": jnp.asarray(Z_T), "features": [jnp.asarray(f) for f in F_T]}
-  terms = methods.loss_terms(method, outputs, jnp.asarray(LABELS), config, True, teacher)
-  weights = methods.term_weights(method, config)
+  terms = objective.loss_terms(method, outputs, jnp.asarray(LABELS), config, True, teacher)
+  weights = objective.term_weights(method, config)
   return float(sum(weights[k] * v for k, v in terms.items()))
 
 
@@ -135,7 +135,7 @@ def test_hint_warmup_ramps_lambda():
   c = load_config("tiny")
   c.hint.warmup_epochs = 2.0
   m = methods.get_method("rocket")
-  ramp = [float(methods.term_weights(m, c, jnp.asarray(s), steps_per_epoch=10)["hint"])
+  ramp = [float(objective.term_weights(m, c, jnp.asarray(s), steps_per_epoch=10)["hint"])
           for s in (0, 9, 19, 50)]
   assert ramp == pytest.approx([0.03 / 20, 0.03 / 2, 0.03, 0.03])
 
@@ -147,7 +147,7 @@ def test_hint_warmup_ramps_lambda():
     ("at_kd", {"ce_light", "kd", "at"}),
 ])
 def test_each_method_trains(tmp_path, method, terms):
-  result = train.train_and_evaluate(small(method=method, num_train_steps=4), tmp_path)
+  result = train.train_with_teacher(small(method=method, num_train_steps=4), tmp_path)
   got = {k.split("/")[1] for k in result if k.startswith("train/")} - {
       "loss", "lr", "grad_norm", "acc_light", "acc_booster"}
   assert got == terms
@@ -160,21 +160,21 @@ def test_each_method_trains(tmp_path, method, terms):
 
 def test_teacher_is_reused_not_retrained(tmp_path):
   with pytest.raises(train.Interrupted):  # the student is stopped after 2 steps
-    train.train_and_evaluate(small(method="kd", num_train_steps=4), tmp_path / "a",
+    train.train_with_teacher(small(method="kd", num_train_steps=4), tmp_path / "a",
                              callbacks=[sigterm_at(2)])
   teacher = tmp_path / "a" / "teacher"
   before = {p: p.stat().st_mtime_ns for p in teacher.rglob("*") if p.is_file()}
   assert (teacher / "final.json").is_file()
-  result = train.train_and_evaluate(small(method="kd", num_train_steps=4), tmp_path / "a")
+  result = train.train_with_teacher(small(method="kd", num_train_steps=4), tmp_path / "a")
   assert result["step"] == 4
   after = {p: p.stat().st_mtime_ns for p in teacher.rglob("*") if p.is_file()}
   assert after == before
   # A teacher trained for another budget is not silently reused.
   with pytest.raises(ValueError, match="different config.*num_train_steps"):
-    train.train_and_evaluate(small(method="kd", num_train_steps=6), tmp_path / "a")
+    train.train_with_teacher(small(method="kd", num_train_steps=6), tmp_path / "a")
   # An explicit teacher_workdir is used as it is, and nothing is trained in <workdir>/teacher.
   c = small(method="at", num_train_steps=4, teacher_workdir=str(teacher))
-  result = train.train_and_evaluate(c, tmp_path / "b")
+  result = train.train_with_teacher(c, tmp_path / "b")
   assert not (tmp_path / "b" / "teacher").exists()
   assert result["teacher"]["test/booster_accuracy"] == json.loads(
       (teacher / "final.json").read_text())["test/booster_accuracy"]
@@ -183,6 +183,16 @@ def test_teacher_is_reused_not_retrained(tmp_path):
 def test_teacher_workdir_must_hold_a_finished_run(tmp_path):
   c = small(method="kd", num_train_steps=4, teacher_workdir=str(tmp_path / "none"))
   with pytest.raises(ValueError, match="no finished run"):
-    train.train_and_evaluate(c, tmp_path / "s")
+    train.train_with_teacher(c, tmp_path / "s")
   with pytest.raises(ValueError, match="uses no teacher"):
     train.validate_config(small(method="rocket", teacher_workdir="x"))
+
+
+def test_a_student_run_never_trains_its_teacher(tmp_path):
+  """Teachers are finished runs: train_and_evaluate loads one and trains none (big_vision's way);
+  train_with_teacher (rocket.main) trains the teacher first, as a run of its own."""
+  from rocket.config_util import ConfigError  # noqa: PLC0415
+
+  with pytest.raises(ConfigError, match="teacher_workdir.*train_with_teacher"):
+    train.train_and_evaluate(small(method="rocket_kd", num_train_steps=4), tmp_path / "s")
+  assert not (tmp_path / "s" / "teacher").exists()

@@ -79,6 +79,7 @@ def test_sharded_embedding_lookup_equals_unsharded():
       from rocket import train
       from rocket.ctr.embeddings import default_embedding_config
       from rocket.ctr.models import CTRRocketNet, NetSpec
+      from rocket.ctr.task import CTRTask
       assert jax.device_count() == 8
       cfg = ml_collections.ConfigDict(dict(mesh=dict(data=1, model=8)))
       mesh = train.make_mesh(cfg)
@@ -86,7 +87,7 @@ def test_sharded_embedding_lookup_equals_unsharded():
                            base_vocab_sizes=(64, 1000, 7), emb_cfg=ml_collections.FrozenConfigDict(
                                default_embedding_config()), crosses=((0, 1),), cross_buckets=4096)
       import optax
-      state = train.init_state(model, optax.adam(1e-3), (3,), 0, mesh, jnp.int32)
+      state = train.init_state(model, optax.adam(1e-3), (3,), 0, mesh, jnp.int32, CTRTask().row_sharded)
       tables = state.params["shared"]["embedding"]
       specs = {k: v["table"]["embedding"].sharding.spec for k, v in tables.items()}
       # rows divisible by 8 are split over `model`, the 7-row field stays replicated

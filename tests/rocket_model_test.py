@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rocket import train
-from rocket.models.rocket import RocketNet, light_spec, owner_tree, param_owner
+from rocket import image_task, train
+from rocket.models.rocket import RocketNet, light_spec
+from rocket.objective import owner_tree, param_owner
 from rocket.models.wrn import WideResNet, WRNSpec
 from tests.conftest import load_config
 
@@ -57,7 +58,7 @@ def test_bottom_light_net_alone_parameter_count(width, official):
   # ... and that is what the trainer builds for the light-alone baseline under share=bottom
   config = load_config("tiny", method="light", share="bottom", **{
       "light.depth": 16, "light.width": width, "booster.depth": 40, "booster.width": width})
-  assert n_params(train.build_model(config, 10)) == official
+  assert n_params(image_task.build_model(config, 10)) == official
 
 
 def test_interval_light_net_owns_no_conv_kernel():

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from rocket import checkpoint, train
+from rocket import checkpoint, image_task, train
 from tests.conftest import load_config
 
 
@@ -32,7 +32,7 @@ def sigterm_at(stop_step):
 
 def restore_state(workdir, config):
   ds_shape = (config.synthetic.image_size,) * 2 + (3,)
-  model = train.build_model(config, config.synthetic.num_classes)
+  model = image_task.build_model(config, config.synthetic.num_classes)
   tx, _ = train.create_optimizer(config, 8, 8)
   state = train.init_state(model, tx, ds_shape, config.seed, train.make_mesh())
   ck = checkpoint.Checkpoints(workdir / "checkpoints")
@@ -164,3 +164,16 @@ def test_step_schedule_boundaries_scale_with_training_length():
   c.optim.warmup_epochs = 1.0
   _, sched = train.create_optimizer(c, total_steps=200, steps_per_epoch=10)
   assert float(sched(0)) == 0.0 and float(sched(10)) == pytest.approx(0.1)
+
+
+def test_speed_probe_warns_once_when_the_run_would_take_hours(capsys):
+  probe = train._SpeedProbe(start_step=0, total_steps=10_000, hint="use the cpu preset", steps=2,
+                            warn_after_s=1e-6)
+  for done in range(1, 6):
+    probe.tick(done, {"loss": np.zeros(())})
+  err = capsys.readouterr().err
+  assert err.count("no accelerator found") == 1 and "use the cpu preset" in err
+  quick = train._SpeedProbe(start_step=0, total_steps=10_000, hint="x", steps=2, warn_after_s=1e9)
+  for done in range(1, 6):
+    quick.tick(done, {"loss": np.zeros(())})
+  assert "no accelerator" not in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""CTR datasets as int32 field-id matrices: ``load_ctr_dataset(config) -> CTRDataset``.
+"""CTR datasets as int32 field-id matrices (``rocket.ctr.loaders.load_ctr_dataset(config) -> CTRDataset``).
 
 Every dataset has F categorical fields; ``split.ids[:, f]`` holds ids in
 ``[0, fields[f].vocab_size)`` with 0 the OOV id.  Ids come from a per-field
@@ -96,14 +96,15 @@ class FeatureOptions:
 
   @classmethod
   def from_config(cls, config) -> FeatureOptions:
-    feats = _get(config, "features", None)
-    get = lambda key, default: int(_get(feats, key, default)) if feats is not None else default
+    feats = config_get(config, "features", None)
+    get = lambda key, default: int(config_get(feats, key, default)) if feats is not None else default
     return cls(min_count=get("min_count", 1), hash_buckets=get("hash_buckets", 0),
-               train_subset=get("train_subset", int(_get(config, "train_subset", 0) or 0)),
+               train_subset=get("train_subset", int(config_get(config, "train_subset", 0) or 0)),
                chunk_rows=get("chunk_rows", cls.chunk_rows))
 
 
-def _get(cfg, key, default):
+def config_get(cfg, key, default):
+  """``cfg[key]`` for a ConfigDict, dict or object; ``default`` when absent (or ``cfg`` is None)."""
   if cfg is None:
     return default
   if hasattr(cfg, "get"):
@@ -291,7 +292,7 @@ def load_synthetic(cfg=None, seed: int = 0, opts: FeatureOptions | None = None) 
   hour and device (context).  ``num_valid < 0`` (the default) means ``num_train // 10``; 0: no valid split.
   """
   opts = opts or FeatureOptions()
-  c = {k: type(v)(_get(cfg, k, v)) for k, v in SYNTHETIC_DEFAULTS.items()}
+  c = {k: type(v)(config_get(cfg, k, v)) for k, v in SYNTHETIC_DEFAULTS.items()}
   if c["num_valid"] < 0:
     c["num_valid"] = c["num_train"] // 10
   rng = np.random.default_rng([seed, SPLIT_SEED])
@@ -334,25 +335,3 @@ def subset_train(split: CTRSplit, n: int, seed: int) -> CTRSplit:
     return split
   idx = np.sort(np.random.default_rng([seed, 7]).permutation(len(split))[:n])
   return split.take(idx)
-
-
-def load_ctr_dataset(config) -> CTRDataset:
-  """The CTR dataset named by ``config.dataset`` (one of ``DATASETS``); see the module docstring."""
-  name = config.dataset
-  data_dir = str(_get(config, "data_dir", "") or "")
-  cache_dir = str(_get(config, "cache_dir", "") or "")
-  seed = int(_get(config, "seed", 0))
-  opts = FeatureOptions.from_config(config)
-  if name == "frappe":
-    ds = load_frappe(data_dir, opts)
-  elif name == "movielens":
-    ds = load_movielens(data_dir, opts)
-  elif name == "synthetic_ctr":
-    ds = load_synthetic(_get(config, "synthetic_ctr", None), seed, opts)
-  elif name in ("criteo", "avazu"):
-    from rocket.ctr import criteo
-    ds = criteo.load(name, data_dir, cache_dir, opts)
-  else:
-    raise DatasetError(f"unknown CTR dataset {name!r}; choose one of {', '.join(DATASETS)}")
-  ds.train = subset_train(ds.train, opts.train_subset, seed)
-  return ds

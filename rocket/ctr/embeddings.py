@@ -10,7 +10,7 @@ Rows (``rows``, ``buckets``), for a field whose vocabulary exceeds ``buckets``
 
 * ``"full"``: one row per id.
 * ``"hash"``: ``buckets`` rows; the id goes through a deterministic uint32 mix
-  (:func:`hash_ids`, the murmur3 finaliser) and is taken modulo ``buckets``.
+  (:func:`hash_rows`, the murmur3 finaliser) and is taken modulo ``buckets``.
 * ``"qr"``: quotient-remainder embeddings (Shi et al., KDD 2020,
   "Compositional Embeddings Using Complementary Partitions"): a remainder table
   ``[buckets, d]`` indexed by ``id % buckets`` and a quotient table
@@ -102,7 +102,7 @@ class TableSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class FieldSpec:
+class FieldTables:
   """The tables of one field: ``mode`` is the row scheme actually used."""
 
   vocab: int
@@ -141,7 +141,7 @@ def _table(name, rows, width, rank, init_mean=0.0) -> TableSpec:
 
 
 def plan_fields(vocab_sizes: Sequence[int], dim: int = 16, rows: str = "full", buckets: int = 100_000,
-                dims: str = "", rank: int = 0) -> tuple[FieldSpec, ...]:
+                dims: str = "", rank: int = 0) -> tuple[FieldTables, ...]:
   """The table layout of every field; validates the options."""
   if not vocab_sizes or min(vocab_sizes) < 1:
     raise ValueError(f"vocab_sizes must be non-empty and positive, got {tuple(vocab_sizes)}")
@@ -162,14 +162,14 @@ def plan_fields(vocab_sizes: Sequence[int], dim: int = 16, rows: str = "full", b
       tables = (_table("table", buckets, d, rank),)
     else:
       tables = (_table("rem", buckets, d, rank), _table("quo", -(-v // buckets), d, rank, 1.0))
-    out.append(FieldSpec(int(v), mode, d, tables, d != dim))
+    out.append(FieldTables(int(v), mode, d, tables, d != dim))
   return tuple(out)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def hash_ids(ids, buckets: int):
+def hash_rows(ids, buckets: int):
   """Deterministic hash of non-negative ids into ``[0, buckets)`` (int32).
 
   The murmur3 32-bit finaliser (xor-shift / multiply rounds on uint32, which
@@ -270,7 +270,7 @@ class Table(nn.Module):
 class FieldEmbedding(nn.Module):
   """The tables (and projection) of one field: ``ids [...] -> [..., out_dim]`` float32."""
 
-  spec: FieldSpec
+  spec: FieldTables
   out_dim: int
   param_dtype: Any = jnp.float32
   init_std: float = 0.01
@@ -284,7 +284,7 @@ class FieldEmbedding(nn.Module):
     if s.mode == "full":
       x = table(s.tables[0])(ids)
     elif s.mode == "hash":
-      x = table(s.tables[0])(hash_ids(ids, s.tables[0].rows))
+      x = table(s.tables[0])(hash_rows(ids, s.tables[0].rows))
     else:
       b = s.tables[0].rows
       x = table(s.tables[0])(ids % b) * table(s.tables[1])(ids // b)
@@ -324,7 +324,7 @@ class FieldEmbeddings(nn.Module):
     values.update(kwargs)
     return cls(vocab_sizes=tuple(int(v) for v in vocab_sizes), **values)
 
-  def plan(self) -> tuple[FieldSpec, ...]:
+  def plan(self) -> tuple[FieldTables, ...]:
     """The table layout (validates the options)."""
     if self.dtype not in STORAGE_DTYPES:
       raise ValueError(f"unknown embedding.dtype {self.dtype!r}; choose one of {tuple(STORAGE_DTYPES)}")

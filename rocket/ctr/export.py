@@ -40,7 +40,7 @@ def serving_model(run, int8: bool):
   """The run's model, rebuilt for int8 tables when asked."""
   if not int8:
     return run.model
-  from rocket.tasks import build_ctr_model  # noqa: PLC0415
+  from rocket.ctr.task import build_ctr_model  # noqa: PLC0415
 
   config = run.config.copy_and_resolve_references()
   with config.unlocked():

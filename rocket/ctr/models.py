@@ -39,10 +39,11 @@ import jax.numpy as jnp
 
 from rocket.ctr import hashing
 from rocket.ctr.embeddings import FieldEmbeddings
+from rocket.objective import NETS
 
-NETS = ("light", "booster")
+
 NET_KINDS = ("lr", "fm", "mlp")
-SHARE_SCHEMES = ("embedding", "none")
+CTR_SHARE_SCHEMES = ("embedding", "none")
 _WIDE = 2**31 - 1  # intermediate bucket count when crossing three or more fields
 
 
@@ -142,7 +143,7 @@ class _Net(nn.Module):
     return self.head(ids, emb)
 
 
-class _Shared(nn.Module):
+class _SharedEmbedding(nn.Module):
   vocab_sizes: tuple[int, ...]
   emb_cfg: Any
 
@@ -179,10 +180,10 @@ class CTRRocketNet(nn.Module):
   def setup(self):
     if not self.nets:
       raise ValueError("CTRRocketNet needs at least one of light/booster.")
-    if self.share not in SHARE_SCHEMES:
-      raise ValueError(f"share for CTR models must be one of {SHARE_SCHEMES}, got {self.share!r}")
+    if self.share not in CTR_SHARE_SCHEMES:
+      raise ValueError(f"share for CTR models must be one of {CTR_SHARE_SCHEMES}, got {self.share!r}")
     if self.shares_embedding:
-      self.shared = _Shared(self.vocab_sizes, self.emb_cfg)
+      self.shared = _SharedEmbedding(self.vocab_sizes, self.emb_cfg)
     self.towers = {n: _Net(getattr(self, n), self.vocab_sizes, self.emb_cfg, not self.shares_embedding,
                            name=n) for n in self.nets}
 

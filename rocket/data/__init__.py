@@ -4,6 +4,7 @@
 sharding and augmentation live in :mod:`rocket.input_pipeline`.
 """
 
-from rocket.data.base import Dataset, DatasetError, load_dataset
+from rocket.data.base import Dataset, DatasetError
+from rocket.data.loaders import load_dataset
 
 __all__ = ["Dataset", "DatasetError", "load_dataset"]

@@ -46,25 +46,3 @@ def subset(images, labels, n: int, seed: int):
     return images, labels
   idx = np.sort(np.random.default_rng([seed, 7]).permutation(len(labels))[:n])
   return images[idx], labels[idx]
-
-
-def load_dataset(config) -> Dataset:
-  name = config.dataset
-  if name == "cifar10":
-    from rocket.data import cifar10
-    ds = cifar10.load(config.data_dir, config.cache_dir)
-  elif name in ("cifar100", "svhn"):
-    from rocket.data import tfds_data
-    ds = tfds_data.load(name, config.data_dir)
-  elif name == "synthetic":
-    from rocket.data import synthetic
-    ds = synthetic.load(config.synthetic, seed=config.seed)
-  else:
-    raise DatasetError(
-        f"unknown dataset {name!r}; choose one of cifar10, cifar100, svhn, synthetic")
-  ds.train_images, ds.train_labels = subset(
-      ds.train_images, ds.train_labels, config.train_subset, config.seed)
-  if config.test_subset > 0:  # a fixed random subset (the same for every seed): the CIFAR-10
-    # copy is sorted by class, so the first N images would hold only one or two classes
-    ds.test_images, ds.test_labels = subset(ds.test_images, ds.test_labels, config.test_subset, seed=0)
-  return ds

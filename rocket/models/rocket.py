@@ -30,7 +30,7 @@ Parameter tree (``variables["params"]``):
 
 * ``shared``  -- the stem and the booster blocks the light net runs through;
   each such block holds one set of batch norms per net (``bn1_light``,
-  ``bn1_booster``, ...), owned by that net (:func:`param_owner`);
+  ``bn1_booster``, ...), owned by that net (:func:`rocket.objective.param_owner`);
 * ``light``   -- the light net's own layers (its head; own blocks only under
   ``none``);
 * ``booster`` -- the booster's own blocks and head.
@@ -48,9 +48,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from rocket.models.wrn import GROUP_STRIDES, Block, Head, Stem, WRNSpec
+from rocket.objective import NETS
 
 SHARE_SCHEMES = ("interval", "bottom", "none")
-NETS = ("light", "booster")
 # Scheme names that no longer exist, with what replaced them.
 RETIRED_SHARE_SCHEMES = {
     "group_bottom": "it shared only the stem and the first block of each group, which is not the "
@@ -129,7 +129,7 @@ class _Tower(nn.Module):
     self.head = Head(self.num_classes, self.bn_momentum, self.dtype, self.init_scheme)
 
 
-class _Shared(nn.Module):
+class _SharedConvs(nn.Module):
   """The stem and the shared booster blocks, each with one set of batch norms per net."""
 
   width: int
@@ -152,7 +152,7 @@ class RocketNet(nn.Module):
   """Light + booster WRNs with shared lower layers (see module docstring).
 
   Under ``share="bottom"`` pass ``light=light_spec("bottom", ...)``, the booster's first
-  two groups (:func:`rocket.train.build_model` does).
+  two groups (:func:`rocket.image_task.build_model` does).
   """
 
   light: Optional[WRNSpec]
@@ -179,7 +179,7 @@ class RocketNet(nn.Module):
     shared = self.effective_share != "none"
     ids = shared_block_ids(self.effective_share, self.light) if shared else ()
     if shared:
-      self.shared = _Shared(self.booster.width, ids, self.bn_momentum, self.dtype, self.init_scheme)
+      self.shared = _SharedConvs(self.booster.width, ids, self.bn_momentum, self.dtype, self.init_scheme)
     self.towers = {n: _Tower(getattr(self, n), not shared, ids, self.num_classes, self.bn_momentum,
                              self.dtype, self.init_scheme, name=n) for n in self.nets}
     self.ids = ids
@@ -202,30 +202,3 @@ class RocketNet(nn.Module):
         feats[n].append(h)
       logits[n] = tower.head(h, train)
     return {"logits": logits, "features": feats}
-
-
-def param_owner(path: tuple[str, ...]) -> str:
-  """Which net a parameter belongs to: ``light``, ``booster`` or ``shared``.
-
-  ``path`` is the key path of the leaf in ``variables["params"]``.  The
-  per-stream batch-norm layers inside shared blocks (``bn1_light``,
-  ``bn2_booster``, ...) belong to their stream's net: only that net uses them.
-  """
-  top = path[0]
-  if top in NETS:
-    return top
-  if top != "shared":
-    raise ValueError(f"unexpected top-level parameter collection {top!r}")
-  for part in path:
-    for n in NETS:
-      if part.endswith("_" + n) and part.startswith("bn"):
-        return n
-  return "shared"
-
-
-def owner_tree(params) -> Any:
-  """A pytree like ``params`` whose leaves are :func:`param_owner` labels."""
-  import jax  # local: keeps the module import light
-
-  return jax.tree_util.tree_map_with_path(
-      lambda kp, _: param_owner(tuple(k.key for k in kp)), params)

@@ -1,0 +1,173 @@
+"""The CTR task: Frappe, MovieLens, Criteo, Avazu or a synthetic click model; a light and a
+booster CTR net over a shared embedding layer (:mod:`rocket.ctr.models`); AUC, GAUC and logloss per
+net on the validation and test splits.  Everything CTR-specific the trainer needs, behind
+:class:`rocket.tasks.Task`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rocket import input_pipeline, methods, tasks
+from rocket.config_util import ConfigError
+
+# Leaves of an embedding table (``field_<f>/embedding``, its int8 ``q`` and ``scale``) that may be
+# row-sharded over the mesh's ``model`` axis.
+TABLE_LEAVES = ("embedding", "q", "scale")
+
+
+class CTRTask(tasks.Task):
+  name = "ctr"
+
+  def validate(self, config):
+    from rocket.ctr.models import CTR_SHARE_SCHEMES, NetSpec  # noqa: PLC0415
+
+    method = methods.get_method(config.method)
+    if method.at:
+      raise ValueError(f"method {config.method!r} uses attention transfer, which needs feature maps; "
+                       "CTR runs support light, booster, rocket, rocket_kd and kd")
+    for net in method.nets + (("booster",) if method.needs_teacher else ()):
+      try:
+        NetSpec.from_config(config[net])
+      except ValueError as e:
+        raise ValueError(f"config.{net}: {e}") from None
+    if config.share not in CTR_SHARE_SCHEMES:
+      raise ValueError(f"config.share for CTR models must be one of {CTR_SHARE_SCHEMES}, "
+                       f"got {config.share!r}")
+
+  def load(self, config):
+    from rocket.ctr import embeddings  # noqa: PLC0415
+    from rocket.ctr.loaders import load_ctr_dataset  # noqa: PLC0415
+    from rocket.ctr.features import parse_crosses  # noqa: PLC0415
+
+    ds = load_ctr_dataset(config)
+    names = [f.name for f in ds.fields]
+    try:
+      parse_crosses(config.features.get("crosses", ""), names)
+    except ValueError as e:  # an unknown field name in the crosses
+      raise ConfigError(f"config.features.crosses: {e}") from None
+    sizes = [f.vocab_size for f in ds.fields]
+    for split in (ds.train, ds.valid, ds.test):
+      if split is not None:
+        embeddings.check_ids(np.asarray(split.ids[:100_000]), sizes)
+    return ds
+
+  def describe(self, ds):
+    n_valid = 0 if ds.valid is None else len(ds.valid.labels)
+    return (f"{ds.description or ds.name}: {len(ds.train.labels)} train / {n_valid} valid / "
+            f"{len(ds.test.labels)} test rows, {len(ds.fields)} fields, "
+            f"positive rate {ds.positive_rate:.3f}")
+
+  def train_arrays(self, ds):
+    return ds.train.ids, ds.train.labels
+
+  def input_spec(self, ds):
+    return (len(ds.fields),), jnp.int32
+
+  def build_model(self, config, ds):
+    return build_ctr_model(config, ds)
+
+  def arch(self, config, ds):
+    method = methods.get_method(config.method)
+    arch = {"method": config.method, "task": "ctr", "dataset": config.dataset,
+            "vocab_sizes": [int(f.vocab_size) for f in ds.fields],
+            "crosses": config.features.get("crosses", ""),
+            "cross_buckets": cross_buckets(config),
+            "embedding": config.embedding.to_dict()}
+    for n in method.nets:
+      arch[n] = config[n].to_dict()
+    if len(method.nets) == 2:
+      arch["share"] = config.share
+    return arch
+
+  def prepare_fn(self, config, ds):
+    return lambda key, ids, train: ids
+
+  def make_evaluator(self, config, model, ds, sharding):
+    from rocket.ctr import metrics  # noqa: PLC0415
+
+    nets = model.nets
+
+    replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+
+    @functools.partial(jax.jit, out_shardings=replicated)  # every process gets all logits
+    def logits_step(state, ids):
+      out = model.apply({"params": state.params, "batch_stats": state.batch_stats}, ids, train=False)
+      return {n: out["logits"][n].astype(jnp.float32) for n in nets}
+
+    splits = {"test": ds.test}
+    if ds.valid is not None:
+      splits = {"valid": ds.valid, "test": ds.test}
+    bs = tasks.eval_batch_size(config, sharding)
+
+    def evaluate(state):
+      out = {}
+      for split_name, split in splits.items():
+        chunks = {n: [] for n in nets}
+        for ids, _, _ in input_pipeline.eval_batches(split.ids, split.labels, bs, sharding):
+          z = jax.device_get(logits_step(state, ids))
+          for n in nets:
+            chunks[n].append(np.asarray(z[n]))
+        labels = np.asarray(split.labels, np.float32)
+        for n in nets:  # only the last batch is padded: its padding sits at the very end
+          z = np.concatenate(chunks[n])[:len(labels)]
+          m = metrics.ctr_metrics(labels, z, np.asarray(split.users))
+          for k in ("auc", "gauc", "logloss"):
+            out[f"{split_name}/{n}_{k}"] = float(m[k])
+      return out
+
+    return evaluate
+
+  def headline(self, record):
+    return "  ".join(f"{k.split('/')[1]}={v:.4f}" for k, v in record.items()
+                     if k.startswith("test/") and k.endswith(("auc", "gauc")))
+
+  def row_sharded(self, keys, leaf):
+    """Embedding tables (a ``TABLE_LEAVES`` leaf under a ``field_<f>`` module) split by rows."""
+    del leaf
+    return bool(keys) and keys[-1] in TABLE_LEAVES and any(
+        isinstance(k, str) and k.startswith("field_") for k in keys)
+
+  def sizes(self, params):
+    """Bytes each net needs at serving time, and the bytes of the embedding tables it reads."""
+    from rocket.ctr.embeddings import embedding_bytes  # noqa: PLC0415
+
+    out = {}
+    for net in ("light", "booster"):
+      if net not in params:
+        continue
+      emb = params["shared"]["embedding"] if "shared" in params else params[net]["embedding"]
+      own = {k: v for k, v in params[net].items() if k != "embedding"}
+      out[f"{net}_embedding_bytes"] = embedding_bytes(emb)
+      out[f"{net}_bytes"] = embedding_bytes(emb) + embedding_bytes(own)
+    return out
+
+
+def cross_buckets(config) -> int:
+  """Rows of each hashed cross's table (``features.cross_buckets``; the model's default when unset)."""
+  from rocket.ctr.models import CTRRocketNet  # noqa: PLC0415
+
+  return int(config.features.get("cross_buckets", CTRRocketNet.cross_buckets))
+
+
+def build_ctr_model(config, ds):
+  """The :class:`rocket.ctr.models.CTRRocketNet` a CTR config describes."""
+  import ml_collections  # noqa: PLC0415
+
+  from rocket.ctr.features import parse_crosses  # noqa: PLC0415
+  from rocket.ctr.models import CTRRocketNet, NetSpec  # noqa: PLC0415
+
+  method = methods.get_method(config.method)
+  names = [f.name for f in ds.fields]
+  crosses = tuple(tuple(names.index(f) for f in c)
+                  for c in parse_crosses(config.features.get("crosses", ""), names))
+  spec = lambda n: NetSpec.from_config(config[n]) if n in method.nets else None  # noqa: E731
+  return CTRRocketNet(light=spec("light"), booster=spec("booster"),
+                      base_vocab_sizes=tuple(int(f.vocab_size) for f in ds.fields),
+                      emb_cfg=ml_collections.FrozenConfigDict(config.embedding), share=config.share,
+                      crosses=crosses, cross_buckets=cross_buckets(config))
+
