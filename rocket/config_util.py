@@ -58,18 +58,23 @@ def load_config(spec: str, **overrides: Any) -> ConfigDict:
 
 
 def set_overrides(config: ConfigDict, overrides: Mapping[str, Any]) -> ConfigDict:
-  """Sets dotted-key ``overrides`` on ``config`` in place and returns it; an unknown field is a
-  ValueError."""
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for part in parents:
-      if part not in node:
-        raise ConfigError(f"override {key!r}: no such config field ({part!r} is not in the config)")
-      node = node[part]
-    if leaf not in node:
-      raise ConfigError(f"override {key!r}: no such config field")
-    node[leaf] = value
+  """Sets dotted-key ``overrides`` on ``config`` in place (ml_collections'
+  ``update_from_flattened_dict`` on the locked config) and returns it; an unknown field or a value
+  of the wrong type is a :class:`ConfigError` (with ml_collections' "did you mean")."""
+  was_locked = config.is_locked
+  config.lock()
+  try:
+    config.update_from_flattened_dict(dict(overrides))
+  except (KeyError, AttributeError, TypeError) as e:
+    message = str(e.args[0] if e.args else e).strip("'\"").replace("\\n", " ").replace("\n", " ")
+    head, _, rest = message.partition(" Other fields present:")  # a dump of the whole config
+    hint = rest[rest.find("Did you mean"):] if "Did you mean" in rest else ""
+    if isinstance(e, TypeError):
+      raise ConfigError(f"override: {head}") from None
+    raise ConfigError(f"override: no such config field ({head}){' ' + hint if hint else ''}") from None
+  finally:
+    if not was_locked:
+      config.unlock()
   return config
 
 
