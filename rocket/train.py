@@ -328,8 +328,20 @@ def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
   """Drops records past the checkpoint we resume from (they will be redone)."""
   if not path.exists():
     return
-  keep = [ln for ln in path.read_text().splitlines()
-          if ln.strip() and json.loads(ln).get("step", 0) <= last_step]
+  lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+  keep = []
+  for i, ln in enumerate(lines):
+    try:
+      record = json.loads(ln)
+    except json.JSONDecodeError:
+      if i == len(lines) - 1:  # a crash while writing the last record: it is redone
+        _say(f"warning: dropped a partial last line of {path} (a crash mid-write)")
+        continue
+      raise ckpt_lib.CheckpointError(
+          f"{path} line {i + 1} is not JSON; fix or delete that line (records after the "
+          f"checkpoint at step {last_step} are redone anyway)") from None
+    if record.get("step", 0) <= last_step:
+      keep.append(ln)
   path.write_text("".join(ln + "\n" for ln in keep))
 
 

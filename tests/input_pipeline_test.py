@@ -1,4 +1,5 @@
 import io
+import os
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +102,23 @@ def test_cifar10_loader_decodes_and_caches(tmp_path):
   assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
   again = cifar10.load(str(d), str(tmp_path / "cache"))  # from the cache
   np.testing.assert_array_equal(again.train_images, ds.train_images)
+
+
+def test_cifar10_cache_is_keyed_by_content(tmp_path):
+  """A file replaced by another of the same name, size and mtime is decoded again, not served
+  from the first one's cache."""
+  path, cache = tmp_path / "test_jpeg.npz", str(tmp_path / "cache")
+  _write_jpeg_npz(path, 4)
+  _, labels = cifar10.load_split(path, cache)
+  stat = path.stat()
+  with np.load(path) as z:
+    arrays = dict(z)
+  arrays["labels"] = (arrays["labels"] + 1) % 10  # other content, same size
+  np.savez(path, **arrays)
+  os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+  _, again = cifar10.load_split(path, cache)
+  np.testing.assert_array_equal(again, (labels + 1) % 10)
 
 
 def test_cifar10_missing_is_a_clear_error(tmp_path):

@@ -177,3 +177,15 @@ def test_speed_probe_warns_once_when_the_run_would_take_hours(capsys):
   for done in range(1, 6):
     quick.tick(done, {"loss": np.zeros(())})
   assert "no accelerator" not in capsys.readouterr().err
+
+
+def test_a_partial_last_metrics_line_does_not_block_the_rerun(tmp_path):
+  """A crash while writing metrics.jsonl leaves half a line: the rerun drops it and goes on."""
+  c = small()
+  with pytest.raises(train.Interrupted):
+    train.train_and_evaluate(c, tmp_path, callbacks=[sigterm_at(6)])
+  with (tmp_path / "metrics.jsonl").open("a") as f:
+    f.write('{"step": 8, "test/light_acc')
+  result = train.train_and_evaluate(c, tmp_path)
+  assert result["step"] == 8
+  assert [r["step"] for r in read_metrics(tmp_path)] == [4, 8]
