@@ -596,6 +596,11 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
     state, elapsed0 = restored, float(meta.get("elapsed_s", 0.0))
     _say(f"resumed from step {int(state.step)} in {ckpts.directory}")
   start_step = int(state.step)
+  final_path = workdir / "final.json"
+  if restored is not None and start_step >= total_steps and final_path.is_file():
+    ckpts.close()  # a finished run: rerunning it changes nothing
+    _say(f"{workdir} holds a finished run (step {start_step}); nothing to do")
+    return json.loads(final_path.read_text())
   last_good = start_step if restored is not None else None
   metrics_path = workdir / "metrics.jsonl"
   if jax.process_index() == 0:
