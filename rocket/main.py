@@ -119,7 +119,7 @@ def main(argv):
   except ConfigError as e:  # bad config values (any other exception is a bug: traceback)
     print(f"rocket: invalid config: {e}", file=sys.stderr)
     sys.exit(2)
-  except (DatasetError, checkpoint.CheckpointError, train.NonFiniteLossError) as e:
+  except (DatasetError, checkpoint.CheckpointError, train.NonFiniteLossError, train.RunInUse) as e:
     print(f"rocket: {e}", file=sys.stderr)
     sys.exit(1)
   except train.Interrupted as e:

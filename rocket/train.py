@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import math
+import os
 import pathlib
 import signal
+import socket
 import sys
 import time
 from typing import Any, Callable
@@ -564,6 +567,42 @@ def train_and_evaluate(config, workdir, callbacks=()) -> dict[str, Any]:
   validate_config(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  with run_lock(workdir):
+    return _train_and_evaluate(config, workdir, callbacks)
+
+
+class RunInUse(RuntimeError):
+  """Another process is running in the same workdir."""
+
+
+@contextlib.contextmanager
+def run_lock(workdir: pathlib.Path):
+  """Holds ``<workdir>/.lock`` (``flock``) while a run uses the directory; a second process gets
+  :class:`RunInUse` naming the holder.  Only process 0 of a multi-process run takes it."""
+  if jax.process_index() != 0:
+    yield
+    return
+  f = open(workdir / ".lock", "a+")  # noqa: SIM115 -- held for the whole run
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    f.seek(0)
+    holder = f.read().strip() or "another process"
+    f.close()
+    raise RunInUse(f"{workdir} is in use by another run ({holder}); wait for it to finish or "
+                   f"use another --workdir") from None
+  try:
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    yield
+  finally:
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
+
+
+def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, Any]:
   task = tasks.get_task(config)
   ds = task.load(config)
   method = methods.get_method(config.method)

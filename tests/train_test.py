@@ -190,3 +190,11 @@ def test_a_partial_last_metrics_line_does_not_block_the_rerun(tmp_path):
   result = train.train_and_evaluate(c, tmp_path)
   assert result["step"] == 8
   assert [r["step"] for r in read_metrics(tmp_path)] == [4, 8]
+
+
+def test_a_workdir_in_use_is_refused_in_one_line(tmp_path):
+  with train.run_lock(tmp_path):  # another run holds the directory
+    with pytest.raises(train.RunInUse, match=f"in use by another run \\(pid {os.getpid()}"):
+      train.train_and_evaluate(small(), tmp_path)
+  assert not (tmp_path / "metrics.jsonl").exists()
+  assert train.train_and_evaluate(small(), tmp_path)["step"] == 8  # free again
