@@ -363,6 +363,13 @@ def _check_finite(records: list[dict[str, float]], first_step: int, last_good: A
         f"config.optim.grad_clip_norm, or check the data.")
 
 
+def _all_finite(state: TrainState) -> jax.Array:
+  """Whether every floating-point leaf of the parameters, optimizer state and BN statistics is finite."""
+  leaves = [x for x in jax.tree.leaves((state.params, state.opt_state, state.batch_stats))
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 @dataclasses.dataclass
 class _Window:
   """Per-step train metrics since the last evaluation, fetched lazily."""
@@ -670,12 +677,27 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
   batches = input_pipeline.train_batches(
       train_inputs, train_labels, seed=config.seed, batch_size=config.batch_size,
       start_step=start_step, num_steps=total_steps, sharding=data_sharding)
+  state_is_finite = jax.jit(_all_finite, out_shardings=replicated)
+
+  def save(step_done: int, record: dict | None = None) -> None:
+    """Checkpoints ``state`` only when it and its evaluation are finite (no diverged state is
+    ever "the last good checkpoint")."""
+    bad = [] if bool(state_is_finite(state)) else ["parameters or optimizer state"]
+    bad += sorted(k for k, v in (record or {}).items() if isinstance(v, float) and not math.isfinite(v))
+    if bad:
+      where = (f"the last good checkpoint (step {last_good}) is kept in {ckpts.directory}"
+               if last_good is not None else "no checkpoint had been written yet")
+      raise NonFiniteLossError(
+          f"non-finite {', '.join(bad)} at step {step_done}: not checkpointed; training stopped "
+          f"and {where}. Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
+    ckpts.save(step_done, state, meta_now())
+
   try:
     with _stop_signals() as stop:
       for step, images, labels in batches:
         if stop:
           window.flush(last_good, ckpts.directory)
-          ckpts.save(step, state, meta_now())
+          save(step)
           ckpts.wait()
           raise Interrupted(
               f"stopped by signal {stop[0]} at step {step}; checkpoint written to "
@@ -702,12 +724,12 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
             with metrics_path.open("a") as f:
               f.write(json.dumps(record) + "\n")
           _say(f"step {done} epoch {done / spe:.2f}: {task.headline(record)}", bar)
-          ckpts.save(done, state, meta_now())
+          save(done, record)
           last_good, last_eval = done, record
         elif config.checkpoint_every_steps and done % config.checkpoint_every_steps == 0:
           window.flush(last_good, ckpts.directory)
           window.first_pending_step = done
-          ckpts.save(done, state, meta_now())
+          save(done)
           last_good = done
   finally:
     if bar is not None:

@@ -198,3 +198,21 @@ def test_a_workdir_in_use_is_refused_in_one_line(tmp_path):
       train.train_and_evaluate(small(), tmp_path)
   assert not (tmp_path / "metrics.jsonl").exists()
   assert train.train_and_evaluate(small(), tmp_path)["step"] == 8  # free again
+
+
+def test_a_diverged_state_is_never_checkpointed(tmp_path):
+  """Huge LR, evaluation every step: the exploded state after step 1 must not become the "last
+  good checkpoint" that a rerun with a lower LR would resume from."""
+  c = small(num_train_steps=6, eval_every_steps=1, log_every_steps=1)
+  c.optim.schedule, c.optim.lr, c.optim.momentum = "constant", 1e30, 0.0
+  with pytest.raises(train.NonFiniteLossError, match="non-finite"):
+    train.train_and_evaluate(c, tmp_path)
+  ck = checkpoint.Checkpoints(tmp_path / "checkpoints")
+  try:
+    steps = list(ck.manager.all_steps())
+  finally:
+    ck.close()
+  records = {r["step"]: r for r in read_metrics(tmp_path)}
+  assert any(not np.isfinite(v) for r in records.values() for v in r.values() if isinstance(v, float))
+  for step in steps:  # every checkpoint that exists has a finite evaluation
+    assert all(np.isfinite(v) for v in records[step].values() if isinstance(v, float)), step
