@@ -2,18 +2,23 @@
 
 A checkpoint holds the train state and a small JSON ``meta`` item: the
 architecture fingerprint (method, nets, sharing, classes, input shape), the
-train time spent so far and the rocket version.  Resuming from a checkpoint
-written by another architecture, or from one that cannot be read, raises a
-:class:`CheckpointError` that says what to do; the checkpoint is never
-overwritten or deleted in that case.
+train time spent so far, the rocket version and a sha256 of the state's bytes.
+Restoring checks that digest: a damaged newest checkpoint (unreadable, or its
+bytes changed) is skipped with a warning naming it, and the newest intact one
+is used.  Resuming from a checkpoint written by another architecture raises a
+:class:`CheckpointError` that says what to do; no checkpoint is ever
+overwritten or deleted in these cases.
 """
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
+import sys
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 FORMAT_VERSION = 1
@@ -38,6 +43,9 @@ class Checkpoints:
 
   def save(self, step: int, state, meta: dict[str, Any]) -> None:
     meta = dict(meta, format=FORMAT_VERSION, step=int(step))
+    digest = state_digest(state)
+    if digest is not None:
+      meta["sha256"] = digest
     self.manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
 
@@ -64,33 +72,78 @@ class Checkpoints:
     return meta
 
   def restore(self, abstract_state, arch: dict[str, Any]):
-    """Restores the latest checkpoint into ``abstract_state``'s structure.
+    """Restores the newest intact checkpoint into ``abstract_state``'s structure.
 
-    Returns ``(state, meta)`` or ``(None, None)`` when there is no checkpoint.
+    Returns ``(state, meta)`` or ``(None, None)`` when there is no checkpoint.  A damaged
+    checkpoint (unreadable, or bytes that do not match its digest) is skipped with a warning
+    and left in place; when none is intact, the newest one's error is raised.
     """
-    step = self.latest_step()
-    if step is None:
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if not steps:
       return None, None
-    meta = self.read_meta(step)
+    first_error = None
+    for step in steps:
+      try:
+        return self._restore_step(step, abstract_state, arch)
+      except _Damaged as e:
+        first_error = first_error or e
+        older = [s for s in steps if s < step]
+        if older:  # keep the damaged one beside, out of the way of the step that will redo it
+          aside = self.directory / f"{step}.damaged"
+          (self.directory / str(step)).rename(aside)
+          self.manager.reload()
+          print(f"warning: {e.args[0]} Resuming from the older checkpoint {older[0]}; the "
+                f"damaged one was moved to {aside} (delete it once you have looked).",
+                file=sys.stderr, flush=True)
+    raise CheckpointError(first_error.args[0] + f" No intact checkpoint is left in {self.directory}; "
+                          f"it was left untouched: move it away (or use a new --workdir) to start "
+                          f"afresh.")
+
+  def _restore_step(self, step: int, abstract_state, arch: dict[str, Any]):
+    path = self.directory / str(step)
+    try:
+      meta = self.read_meta(step)
+    except CheckpointError as e:
+      raise _Damaged(str(e).split(" It was left untouched")[0]) from e
     saved_arch = meta.get("arch", {})
     if saved_arch != arch:
       diff = {k: (saved_arch.get(k), arch.get(k)) for k in sorted(set(saved_arch) | set(arch))
               if saved_arch.get(k) != arch.get(k)}
       lines = "; ".join(f"{k}: checkpoint={a!r} config={b!r}" for k, (a, b) in diff.items())
       raise CheckpointError(
-          f"the checkpoint at {self.directory / str(step)} was written for another "
+          f"the checkpoint at {path} was written for another "
           f"architecture ({lines}). Rerun with the matching config, or use a new --workdir; "
           f"the checkpoint was left untouched.")
     try:
       out = self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state)))
     except Exception as e:  # noqa: BLE001
-      raise CheckpointError(
-          f"cannot restore the train state from {self.directory / str(step)} "
-          f"({type(e).__name__}: {str(e)[:500]}). The checkpoint is corrupt or incompatible "
-          f"with this version of the code. It was left untouched: move it away or use a new "
-          f"--workdir.") from e
+      raise _Damaged(f"cannot restore the train state from {path} "
+                     f"({type(e).__name__}: {str(e)[:300]}): corrupt or written by another "
+                     f"version of the code.") from e
+    want = meta.get("sha256")
+    if want is not None and state_digest(out["state"]) not in (None, want):
+      raise _Damaged(f"the train state in {path} does not match the sha256 written with it: "
+                     f"its bytes were changed after saving.")
     return out["state"], meta
+
+
+class _Damaged(Exception):
+  """A checkpoint that cannot be trusted (an older one may be)."""
+
+
+def state_digest(state) -> str | None:
+  """sha256 over the bytes of every leaf of ``state`` (None when some leaf is not fully on this
+  process, as in a multi-process run: it would need gathering)."""
+  leaves = jax.tree.leaves(state)
+  if not all(getattr(x, "is_fully_addressable", True) for x in leaves):
+    return None
+  h = hashlib.sha256()
+  for x in jax.device_get(leaves):
+    a = np.ascontiguousarray(np.asarray(x))
+    h.update(str((a.dtype, a.shape)).encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
 
 
 def abstract_like(tree):
