@@ -126,19 +126,20 @@ def test_incompatible_checkpoint_is_reported_and_kept(tmp_path):
 @pytest.mark.parametrize("damage", ["garbage", "changed_bytes"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, damage, capsys,
                                                                         monkeypatch):
-  straight = train.train_and_evaluate(small(num_train_steps=12, **{"optim.schedule": "constant"}), tmp_path / "straight")
+  const = {"optim.schedule": "constant"}  # the first 4 steps are the same for 8 and 12 steps
+  straight = train.train_and_evaluate(small(num_train_steps=12, **const), tmp_path / "straight")
   wd = tmp_path / "run"
   if damage == "changed_bytes":  # step 8's digest will not match its bytes
     real = checkpoint.state_digest
     monkeypatch.setattr(checkpoint, "state_digest",
                         lambda s: "0" * 64 if int(s.step) == 8 else real(s))
-  train.train_and_evaluate(small(num_train_steps=8, **{"optim.schedule": "constant"}), wd)  # checkpoints at 4 and 8
+  train.train_and_evaluate(small(num_train_steps=8, **const), wd)  # checkpoints at 4 and 8
   monkeypatch.undo()
   if damage == "garbage":
     for f in (wd / "checkpoints" / "8" / "state").rglob("*"):
       if f.is_file():
         f.write_bytes(b"garbage")
-  result = train.train_and_evaluate(small(num_train_steps=12, **{"optim.schedule": "constant"}), wd)
+  result = train.train_and_evaluate(small(num_train_steps=12, **const), wd)
   err = capsys.readouterr().err
   assert "warning:" in err and "/checkpoints/8" in err and "older checkpoint 4" in err
   assert (wd / "checkpoints" / "8.damaged").is_dir()  # kept, out of the way
