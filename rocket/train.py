@@ -348,13 +348,17 @@ def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
   path.write_text("".join(ln + "\n" for ln in keep))
 
 
+def _last_good(step, ckdir) -> str:
+  return (f"the last good checkpoint (step {step}) is kept in {ckdir}" if step is not None
+          else "no checkpoint had been written yet")
+
+
 def _check_finite(records: list[dict[str, float]], first_step: int, last_good: Any, ckdir) -> None:
   for i, m in enumerate(records):
     bad = sorted(k for k, v in m.items() if not math.isfinite(v))
     if not bad:
       continue
-    where = (f"the last good checkpoint (step {last_good}) is kept in {ckdir}"
-             if last_good is not None else "no checkpoint had been written yet")
+    where = _last_good(last_good, ckdir)
     terms = ", ".join(f"{k}={v:.4g}" for k, v in m.items() if k in bad or k.startswith(("ce_", "hint")))
     what = "loss" if any(k == "loss" or k.startswith(("ce_", "hint")) for k in bad) else "gradient"
     raise NonFiniteLossError(
@@ -685,8 +689,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
     bad = [] if bool(state_is_finite(state)) else ["parameters or optimizer state"]
     bad += sorted(k for k, v in (record or {}).items() if isinstance(v, float) and not math.isfinite(v))
     if bad:
-      where = (f"the last good checkpoint (step {last_good}) is kept in {ckpts.directory}"
-               if last_good is not None else "no checkpoint had been written yet")
+      where = _last_good(last_good, ckpts.directory)
       raise NonFiniteLossError(
           f"non-finite {', '.join(bad)} at step {step_done}: not checkpointed; training stopped "
           f"and {where}. Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
