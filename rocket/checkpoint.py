@@ -28,6 +28,10 @@ class CheckpointError(RuntimeError):
   """A checkpoint cannot be used to resume; the message says why and what to do."""
 
 
+class DamagedCheckpoint(CheckpointError):
+  """A checkpoint that cannot be trusted (unreadable, or changed bytes); an older one may be."""
+
+
 class Checkpoints:
   """A thin wrapper over ``ocp.CheckpointManager`` for one workdir."""
 
@@ -61,14 +65,12 @@ class Checkpoints:
       out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
       meta = out["meta"]
     except Exception as e:  # noqa: BLE001 -- any failure means the same to the user
-      raise CheckpointError(
+      raise DamagedCheckpoint(
           f"cannot read the checkpoint metadata in {path} ({type(e).__name__}: {e}). The "
-          f"checkpoint may be corrupt or from another program. It was left untouched: move "
-          f"{self.directory} away (or use a new --workdir) to start afresh.") from e
+          f"checkpoint may be corrupt or from another program.") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-      raise CheckpointError(
-          f"{path} is not a rocket checkpoint of format {FORMAT_VERSION} (meta: {meta!r}). "
-          f"It was left untouched: use a new --workdir or move it away.")
+      raise DamagedCheckpoint(
+          f"{path} is not a rocket checkpoint of format {FORMAT_VERSION} (meta: {meta!r}).")
     return meta
 
   def restore(self, abstract_state, arch: dict[str, Any]):
@@ -85,7 +87,7 @@ class Checkpoints:
     for step in steps:
       try:
         return self._restore_step(step, abstract_state, arch)
-      except _Damaged as e:
+      except DamagedCheckpoint as e:
         first_error = first_error or e
         older = [s for s in steps if s < step]
         if older:  # keep the damaged one beside, out of the way of the step that will redo it
@@ -101,10 +103,7 @@ class Checkpoints:
 
   def _restore_step(self, step: int, abstract_state, arch: dict[str, Any]):
     path = self.directory / str(step)
-    try:
-      meta = self.read_meta(step)
-    except CheckpointError as e:
-      raise _Damaged(str(e).split(" It was left untouched")[0]) from e
+    meta = self.read_meta(step)
     saved_arch = meta.get("arch", {})
     if saved_arch != arch:
       diff = {k: (saved_arch.get(k), arch.get(k)) for k in sorted(set(saved_arch) | set(arch))
@@ -118,18 +117,14 @@ class Checkpoints:
       out = self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state)))
     except Exception as e:  # noqa: BLE001
-      raise _Damaged(f"cannot restore the train state from {path} "
-                     f"({type(e).__name__}: {str(e)[:300]}): corrupt or written by another "
-                     f"version of the code.") from e
+      raise DamagedCheckpoint(f"cannot restore the train state from {path} "
+                              f"({type(e).__name__}: {str(e)[:300]}): corrupt or written by "
+                              f"another version of the code.") from e
     want = meta.get("sha256")
     if want is not None and state_digest(out["state"]) not in (None, want):
-      raise _Damaged(f"the train state in {path} does not match the sha256 written with it: "
-                     f"its bytes were changed after saving.")
+      raise DamagedCheckpoint(f"the train state in {path} does not match the sha256 written with "
+                              f"it: its bytes were changed after saving.")
     return out["state"], meta
-
-
-class _Damaged(Exception):
-  """A checkpoint that cannot be trusted (an older one may be)."""
 
 
 def state_digest(state) -> str | None:
