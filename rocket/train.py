@@ -33,8 +33,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from rocket import checkpoint as ckpt_lib
-from rocket.config_util import ConfigError
 from rocket import input_pipeline, losses, methods, objective, tasks
+from rocket.config_util import ConfigError
 from rocket.objective import owner_tree
 
 SCHEDULES = ("step", "cosine", "constant")
