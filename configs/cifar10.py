@@ -56,6 +56,7 @@ def get_config(arg: str = ""):
   c.data_dir = ""  # "" = ../shared/data/cifar10 beside the checkout, or $ROCKET_DATA_DIR
   c.cache_dir = ""  # decoded-image cache; "" = ~/.cache/rocket
   c.train_subset = 0  # >0: train on a seeded random subset of this many images
+  c.data_seed = -1  # seed of the subset / synthetic images; <0: the run's seed
   c.test_subset = 0  # >0: evaluate on a fixed random subset of N test images (quick checks only)
   c.augment = True  # 4-pixel pad + random 32x32 crop + horizontal flip, on device
   c.pad_mode = "constant"  # constant (zeros) | reflect | symmetric (official: cv2.BORDER_REFLECT)

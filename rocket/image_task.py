@@ -9,6 +9,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rocket import input_pipeline, losses, methods, tasks
@@ -101,6 +102,24 @@ class ImageTask(tasks.Task):
     bs = tasks.eval_batch_size(config, sharding)
     return lambda state: evaluate_test_set(step, state, ds, bs, sharding)
 
+  def device_evaluator(self, config, model, ds):
+    """``(test_arrays, sums_fn, to_record)``: ``sums_fn(state, *test_arrays)`` evaluates the whole
+    test set inside a jitted program (a ``lax.scan`` over :func:`device_test_set`'s batches), and
+    ``to_record`` turns its sums into the ``test/*`` entries :meth:`make_evaluator` gives."""
+    step = make_eval_step(config, model, ds.mean, ds.std)
+
+    def sums_fn(state, images, labels, weights):
+      def body(acc, batch):
+        return jax.tree.map(jnp.add, acc, step(state, *batch)), None
+
+      zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                          jax.eval_shape(step, state, images[0], labels[0], weights[0]))
+      # XLA:CPU runs convolutions inside a loop ~40x slower: unrolled there (rocket.stacked)
+      return jax.lax.scan(body, zero, (images, labels, weights),
+                          unroll=jax.default_backend() == "cpu")[0]
+
+    return device_test_set(ds, config.eval_batch_size), sums_fn, test_record
+
   def headline(self, record):
     return "  ".join(f"{k.split('/')[1]}={v:.4f}" for k, v in record.items()
                      if k.startswith("test/") and k.endswith("accuracy"))
@@ -144,10 +163,28 @@ def evaluate_test_set(eval_step, state, ds: Dataset, batch_size: int, sharding) 
   for x, y, w in input_pipeline.eval_batches(ds.test_images, ds.test_labels, batch_size, sharding):
     sums = eval_step(state, x, y, w)
     total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-  total = jax.device_get(total)
-  count = float(total.pop("count"))
+  return test_record(total)
+
+
+def test_record(sums) -> dict[str, float]:
+  """``test/<net>_accuracy`` and ``test/<net>_loss`` from an eval step's summed counts."""
+  sums = dict(jax.device_get(sums))
+  count = float(sums.pop("count"))
   out = {}
-  for k, v in total.items():
+  for k, v in sums.items():
     net, what = k.split("_")
     out[f"test/{net}_{'accuracy' if what == 'correct' else 'loss'}"] = float(v) / count
   return out
+
+
+def device_test_set(ds: Dataset, batch_size: int):
+  """The test set as ``[num_batches, batch_size, ...]`` arrays ``(images, labels, weights)``,
+  the last batch padded with weight 0 (for evaluation inside one jitted program)."""
+  n = len(ds.test_labels)
+  nb = -(-n // batch_size)
+  pad = nb * batch_size - n
+  x = np.concatenate([ds.test_images, np.zeros((pad, *ds.test_images.shape[1:]), ds.test_images.dtype)])
+  y = np.concatenate([ds.test_labels, np.zeros(pad, ds.test_labels.dtype)])
+  w = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+  return (x.reshape(nb, batch_size, *x.shape[1:]), y.reshape(nb, batch_size),
+          w.reshape(nb, batch_size))

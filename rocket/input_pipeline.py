@@ -35,6 +35,13 @@ def train_indices(step: int, seed: int, n: int, batch_size: int) -> np.ndarray:
   return _epoch_permutation(seed, epoch, n)[i * batch_size:(i + 1) * batch_size]
 
 
+def epoch_indices(epoch: int, seed: int, n: int, batch_size: int) -> np.ndarray:
+  """``[steps_per_epoch, batch_size]``: the indices of every batch of ``epoch`` (row ``i`` is
+  :func:`train_indices` of the epoch's step ``i``)."""
+  spe = n // batch_size
+  return _epoch_permutation(seed, epoch, n)[:spe * batch_size].reshape(spe, batch_size)
+
+
 def global_batch(sharding, *arrays: np.ndarray):
   """Places host arrays (the global batch) on the mesh, split over ``data``.
 

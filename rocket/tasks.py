@@ -52,6 +52,11 @@ class Task:
   def make_evaluator(self, config, model, data, sharding) -> Callable: ...
   def headline(self, record: dict) -> str: ...
 
+  def device_evaluator(self, config, model, data):
+    """``(test_arrays, sums_fn, to_record)`` for evaluation inside one jitted program (stacked
+    runs, :mod:`rocket.stacked`); a task without one cannot be stacked."""
+    raise NotImplementedError(f"the {self.name} task has no on-device evaluator")
+
   def row_sharded(self, keys: list, leaf) -> bool:
     """Whether a parameter (``keys``: its path) is row-sharded over the mesh's ``model`` axis
     (where its row count divides); default: every parameter is replicated."""

@@ -206,6 +206,19 @@ def float32_state(inner: optax.GradientTransformation) -> optax.GradientTransfor
 # --------------------------------------------------------------------------- steps
 
 
+def state_initializer(model, tx, input_shape, input_dtype=jnp.float32) -> Callable:
+  """``key -> TrainState``: the step-0 state of ``model`` for inputs of per-example shape
+  ``input_shape`` (pure; :func:`init_state` places it, :mod:`rocket.stacked` vmaps it)."""
+
+  def init(key):
+    variables = model.init(key, jnp.zeros((1, *input_shape), input_dtype), train=False)
+    params = variables["params"]
+    return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                      tx.init(params))
+
+  return init
+
+
 def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.float32,
                row_sharded=None) -> TrainState:
   """Initial state for inputs of per-example shape ``input_shape``, placed on ``mesh``.
@@ -216,12 +229,7 @@ def init_state(model, tx, input_shape, seed: int, mesh: Mesh, input_dtype=jnp.fl
   layout (``jit`` with ``out_shardings``).
   """
 
-  def init(key):
-    variables = model.init(key, jnp.zeros((1, *input_shape), input_dtype), train=False)
-    params = variables["params"]
-    return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
-                      tx.init(params))
-
+  init = state_initializer(model, tx, input_shape, input_dtype)
   abstract = jax.eval_shape(init, jax.random.key(seed))
   return jax.jit(init, out_shardings=state_shardings(abstract, mesh, row_sharded))(
       jax.random.key(seed))
@@ -261,8 +269,9 @@ def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_ep
   method = methods.get_method(config.method)
   base_key = jax.random.key(config.seed + 1)
 
-  def train_step(state: TrainState, images, labels, teacher_vars=None):
-    key = jax.random.fold_in(base_key, state.step)
+  def train_step(state: TrainState, images, labels, teacher_vars=None, seed=None):
+    # ``seed`` (a traced int) replaces ``config.seed`` for stacked runs (:mod:`rocket.stacked`)
+    key = jax.random.fold_in(base_key if seed is None else jax.random.key(seed + 1), state.step)
     x = prepare(key, images, True)
     teacher = None
     if method.needs_teacher:

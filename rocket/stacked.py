@@ -1,0 +1,371 @@
+"""Stacked runs: several seeds of one config trained as one jitted program, an epoch per dispatch.
+
+Each run of a stack is the run ``python -m rocket.main`` trains for its seed: the same initial
+state (``jax.random.key(seed)``), data order (:func:`rocket.input_pipeline.train_indices`),
+augmentation keys and train step (:func:`rocket.train.make_train_step`). Only the program around
+the step differs, so that a thin net keeps a GPU busy:
+
+* the R train states carry a leading run axis (``jax.vmap``; convolutions become grouped ones);
+* the uint8 training set lives on the device, and an epoch's steps run in one ``lax.scan``: the
+  host sends one ``[R, steps, batch]`` index array per epoch and nothing per step;
+* the test set is evaluated on the device too (:meth:`rocket.tasks.Task.device_evaluator`).
+
+Every run writes its own workdir in the single-run format (``config.json``, ``metrics.jsonl``,
+orbax checkpoints, ``final.json``): ``rocket.main`` resumes a stacked run's checkpoint and a stack
+resumes single runs' ones, and ``rocket.report`` / ``paper_repro/compare.py`` read them unchanged.
+
+Limits: one device; the runs of a stack differ only in ``seed``; ``eval_every_epochs`` and the
+run length are whole epochs; teachers (KD, AT, rocket+KD) are finished runs, one per seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rocket import checkpoint as ckpt_lib
+from rocket import input_pipeline, methods, tasks, train
+from rocket.config_util import ConfigError, apply_overrides
+from rocket.data.loaders import data_depends_on_seed
+
+
+def stack_trees(trees: Sequence[Any]):
+  """One tree whose leaves carry a leading run axis."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def run_slice(tree, r: int):
+  """Run ``r`` of a stacked tree."""
+  return jax.tree.map(lambda x: x[r], tree)
+
+
+# How a stack's runs share the program: "vmap" batches them (a convolution becomes one grouped
+# convolution over all runs: big kernels for a GPU); "unrolled" places R plain copies of the step
+# in the program (XLA:CPU runs grouped convolutions ~4x slower than R plain ones).
+RUN_AXES = ("auto", "vmap", "unrolled")
+
+
+def default_run_axis() -> str:
+  return "unrolled" if jax.default_backend() == "cpu" else "vmap"
+
+
+def default_scan_epochs() -> bool:
+  """Whether a whole epoch runs as one ``lax.scan``: yes, except on XLA:CPU, which runs the
+  convolutions inside a loop ~40x slower (measured 2026-11-28: 8 WRN-10 rocket steps took 40 s
+  scanned, 0.9 s unrolled); there each step is its own dispatch."""
+  return jax.default_backend() != "cpu"
+
+
+class Stack:
+  """R runs (``config`` with each of ``seeds``) in ``workdirs``, advanced an epoch at a time.
+
+  ``dispatch()`` queues the next epoch (and its evaluation when one is due) on the device and
+  returns at once; ``collect()`` waits for it and writes the metrics; ``save()`` checkpoints every
+  run; ``finish()`` writes the ``final.json`` files. :func:`train_stack` drives one stack; the GPU
+  campaign interleaves several so that one's host work overlaps another's device work.
+  """
+
+  def __init__(self, config, seeds: Sequence[int], workdirs: Sequence[pathlib.Path], *,
+               label: str = "", run_axis: str = "auto", scan_epochs: bool | None = None,
+               log=print):
+    if len(seeds) != len(workdirs) or not seeds:
+      raise ConfigError("a stack needs one workdir per seed, and at least one seed")
+    self.label, self.log = label or config.method, log
+    if run_axis not in RUN_AXES:
+      raise ConfigError(f"run_axis must be one of {RUN_AXES}, got {run_axis!r}")
+    self.run_axis = default_run_axis() if run_axis == "auto" else run_axis
+    self.scan_epochs = default_scan_epochs() if scan_epochs is None else scan_epochs
+    self.configs = [apply_overrides(config, {"seed": int(s)}) for s in seeds]
+    for c in self.configs:
+      train.validate_config(c)
+    self.seeds = [int(s) for s in seeds]
+    if len(set(self.seeds)) != len(self.seeds):
+      raise ConfigError(f"the runs of a stack need distinct seeds, got {self.seeds}")
+    self.workdirs = [pathlib.Path(w) for w in workdirs]
+    self.method = methods.get_method(config.method)
+    if jax.process_count() > 1:
+      raise ConfigError("stacked runs use one process; train multi-host runs with rocket.main")
+    if len(self.seeds) > 1 and data_depends_on_seed(config):
+      raise ConfigError("the runs of this stack would train on different data (train_subset or "
+                        "synthetic images are drawn with the run's seed): set config.data_seed "
+                        "to give them the same data, or train them one at a time")
+    task = self.task = tasks.get_task(config)
+    ds = self.ds = task.load(config)
+    x_train, y_train = task.train_arrays(ds)
+    self.n_train = len(y_train)
+    bs = config.batch_size
+    if self.n_train < bs:
+      raise ConfigError(f"the training set has {self.n_train} examples, fewer than batch_size={bs}")
+    spe = self.steps_per_epoch = self.n_train // bs
+    if config.num_train_steps > 0:
+      if config.num_train_steps % spe:
+        raise ConfigError(f"stacked runs train whole epochs: num_train_steps="
+                          f"{config.num_train_steps} is not a multiple of {spe} steps per epoch")
+      self.num_epochs = config.num_train_steps // spe
+    else:
+      self.num_epochs = config.num_epochs
+    if config.eval_every_steps:
+      if config.eval_every_steps % spe:
+        raise ConfigError(f"stacked runs evaluate at epoch ends: eval_every_steps="
+                          f"{config.eval_every_steps} is not a multiple of {spe}")
+      self.eval_every = config.eval_every_steps // spe
+    else:
+      self.eval_every = max(1, int(round(config.eval_every_epochs)))
+    total_steps = self.num_epochs * spe
+
+    device = jax.devices()[0]
+    self.mesh = jax.sharding.Mesh(np.array([device]).reshape(1, 1), ("data", "model"))
+    model = self.model = task.build_model(config, ds)
+    tx, schedule = train.create_optimizer(config, total_steps, spe)
+    shape, dtype = task.input_spec(ds)
+    init = train.state_initializer(model, tx, shape, dtype)
+    self.arch = train.arch_fingerprint(config, ds)
+    self.teacher_vars = self.teacher_summaries = teacher_model = None
+    if self.method.needs_teacher:
+      loaded = [train.load_teacher(c, ds, self.mesh) for c in self.configs]
+      teacher_model = loaded[0][0]
+      self.teacher_vars = stack_trees([t[1] for t in loaded])
+      self.teacher_summaries = [t[2] for t in loaded]
+    step_fn = train.make_train_step(config, model, tx, schedule, task.prepare_fn(config, ds),
+                                    steps_per_epoch=spe, teacher_model=teacher_model)
+    try:
+      self.test_arrays, eval_sums, self.to_record = task.device_evaluator(config, model, ds)
+    except NotImplementedError as e:
+      raise ConfigError(f"{e}: train its runs one at a time with rocket.main") from None
+
+    vmapped = self.run_axis == "vmap"
+
+    def runs_step(states, ix, seeds, x_all, y_all, tvars):
+      """One train step of every run; ``ix``: ``[R, batch]`` indices into the device-resident set."""
+      def one(state, ix_r, seed, tv):
+        return step_fn(state, x_all[ix_r], y_all[ix_r], tv, seed=seed)
+
+      if vmapped:
+        return jax.vmap(one, in_axes=(0, 0, 0, None if tvars is None else 0))(states, ix, seeds, tvars)
+      outs = [one(run_slice(states, r), ix[r], seeds[r], None if tvars is None else run_slice(tvars, r))
+              for r in range(ix.shape[0])]  # unrolled: R plain copies of the step
+      return stack_trees([o[0] for o in outs]), stack_trees([o[1] for o in outs])
+
+    def run_epoch(states, idx, seeds, x_all, y_all, tvars):
+      """A whole epoch (``idx``: ``[R, steps, batch]``) in one ``lax.scan``; metrics ``[R, steps]``."""
+      states, m = jax.lax.scan(lambda st, ix: runs_step(st, ix, seeds, x_all, y_all, tvars),
+                               states, jnp.swapaxes(idx, 0, 1))
+      return states, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), m)
+
+    self._run_epoch = jax.jit(run_epoch, donate_argnums=0)
+    self._runs_step = jax.jit(runs_step, donate_argnums=0)
+    self._evaluate = jax.jit(jax.vmap(eval_sums, in_axes=(0, None, None, None)))
+    self._finite = jax.jit(jax.vmap(train._all_finite))
+    self.x_train = jax.device_put(x_train, device)
+    self.y_train = jax.device_put(y_train, device)
+    self.test_arrays = tuple(jax.device_put(a, device) for a in self.test_arrays)
+
+    # resume: every run from its own latest checkpoint, all at the same step
+    placed = jax.sharding.SingleDeviceSharding(device)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=placed),
+                            jax.eval_shape(init, jax.random.key(0)))
+    self._ckpts = [ckpt_lib.Checkpoints(w / "checkpoints", config.max_checkpoints)
+                   for w in self.workdirs]
+    restored = [ck.restore(abstract, self.arch) for ck in self._ckpts]
+    steps = {None if s is None else int(s.step) for s, _ in restored}
+    if len(steps) > 1:
+      raise ConfigError(f"the runs of stack {self.label} stopped at different steps "
+                        f"({sorted(steps, key=str)}); resume them one at a time with rocket.main")
+    step0 = steps.pop()
+    if step0 is None:
+      self.states = jax.jit(jax.vmap(init))(jax.vmap(jax.random.key)(jnp.asarray(self.seeds)))
+      self.elapsed0, step0 = 0.0, 0
+    else:
+      if step0 % spe:
+        raise ConfigError(f"stack {self.label}: the checkpoints are at step {step0}, inside an "
+                          f"epoch; resume them one at a time with rocket.main")
+      self.states = stack_trees([s for s, _ in restored])
+      self.elapsed0 = max(float(m.get("elapsed_s", 0.0)) for _, m in restored)
+      self.log(f"{self.label}: resumed {len(self.seeds)} runs from step {step0}")
+    self.epoch = step0 // spe
+    self.n_params = train.count_params(run_slice(self.states.params, 0))
+    for c, w in zip(self.configs, self.workdirs):
+      w.mkdir(parents=True, exist_ok=True)
+      train._write_config(w, c)
+      train._truncate_metrics(w / "metrics.jsonl", step0)
+    self.t0 = time.time()
+    self.epoch_seconds: list[float] = []
+    self._pending: list = []  # (epoch, train metrics, eval sums or None, dispatch time)
+    self._window: list = []  # per-epoch train-metric means since the last evaluation
+    self.last_eval: list[dict] = [{} for _ in self.seeds]
+    self.last_saved = step0 if step0 else None
+
+  # ------------------------------------------------------------------ loop pieces
+
+  @property
+  def done(self) -> bool:
+    return self.epoch >= self.num_epochs
+
+  @property
+  def step(self) -> int:
+    return self.epoch * self.steps_per_epoch
+
+  def elapsed(self) -> float:
+    return self.elapsed0 + time.time() - self.t0
+
+  def _indices(self, epoch: int) -> np.ndarray:
+    bs = self.configs[0].batch_size
+    return np.stack([input_pipeline.epoch_indices(epoch, s, self.n_train, bs)
+                     for s in self.seeds]).astype(np.int32)
+
+  def dispatch(self) -> None:
+    """Queues the next epoch's training (and evaluation when due) on the device."""
+    idx = jax.device_put(self._indices(self.epoch), self.x_train.sharding)
+    seeds = jnp.asarray(self.seeds)
+    if self.scan_epochs:
+      self.states, m = self._run_epoch(self.states, idx, seeds, self.x_train, self.y_train,
+                                       self.teacher_vars)
+    else:
+      ms = []
+      for i in range(idx.shape[1]):
+        self.states, mi = self._runs_step(self.states, idx[:, i], seeds, self.x_train,
+                                          self.y_train, self.teacher_vars)
+        ms.append(mi)
+      m = jax.tree.map(lambda *a: jnp.stack(a, axis=1), *ms)
+    self.epoch += 1
+    due = self.epoch % self.eval_every == 0 or self.done
+    sums = self._evaluate(self.states, *self.test_arrays) if due else None
+    self._pending.append((self.epoch, m, sums, time.time()))
+
+  def collect(self) -> None:
+    """Waits for the dispatched epochs and appends their records to each run's metrics.jsonl."""
+    for epoch, m, sums, t_dispatch in self._pending:
+      m = jax.device_get(m)  # {name: [R, steps]}
+      self.epoch_seconds.append(time.time() - t_dispatch)
+      for r, wd in enumerate(self.workdirs):
+        bad = sorted(k for k, v in m.items() if not np.all(np.isfinite(v[r])))
+        if bad:
+          where = train._last_good(self.last_saved, wd / "checkpoints")
+          raise train.NonFiniteLossError(
+              f"{wd}: non-finite {', '.join(bad)} in epoch {epoch}; training stopped and {where}. "
+              f"Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
+      self._window.append({k: np.asarray(v, np.float64).mean(1) for k, v in m.items()})
+      if sums is None:
+        continue
+      sums = jax.device_get(sums)
+      window, self._window = self._window, []
+      step = epoch * self.steps_per_epoch
+      for r, wd in enumerate(self.workdirs):
+        record = {"step": step, "epoch": float(epoch), "wall_time_s": round(self.elapsed(), 2)}
+        record.update({f"train/{k}": float(np.mean([w[k][r] for w in window])) for k in window[0]})
+        record.update(self.to_record(run_slice(sums, r)))
+        with (wd / "metrics.jsonl").open("a") as f:
+          f.write(json.dumps(record) + "\n")
+        self.last_eval[r] = record
+    self._pending = []
+
+  def save(self) -> None:
+    """Checkpoints every run (single-run format); refuses a non-finite state."""
+    self.collect()
+    if self.last_saved == self.step:
+      return
+    finite = np.asarray(jax.device_get(self._finite(self.states)))
+    for r, (wd, ck) in enumerate(zip(self.workdirs, self._ckpts)):
+      if not finite[r]:
+        raise train.NonFiniteLossError(
+            f"{wd}: non-finite parameters at step {self.step}: not checkpointed; "
+            f"{train._last_good(self.last_saved, ck.directory)}")
+      ck.save(self.step, run_slice(self.states, r),
+              {"arch": self.arch, "elapsed_s": self.elapsed(), "params": self.n_params,
+               "stacked": len(self.seeds)})
+    for ck in self._ckpts:
+      ck.wait()
+    self.last_saved = self.step
+
+  def keep(self, n: int) -> None:
+    """Keeps the first ``n`` runs in the stack (the others are checkpointed and left unfinished)."""
+    if n >= len(self.seeds):
+      return
+    self.save()
+    for ck in self._ckpts[n:]:
+      ck.close()
+    cut = lambda t: None if t is None else jax.tree.map(lambda x: x[:n], t)  # noqa: E731
+    self.states, self.teacher_vars = cut(self.states), cut(self.teacher_vars)
+    for name in ("seeds", "workdirs", "configs", "_ckpts", "last_eval"):
+      setattr(self, name, getattr(self, name)[:n])
+    if self.teacher_summaries is not None:
+      self.teacher_summaries = self.teacher_summaries[:n]
+    self.epoch_seconds = []  # the smaller stack runs at its own speed
+
+  def finish(self) -> list[dict]:
+    """Writes each run's final.json (the single-run keys, plus ``stacked``: the stack size)."""
+    self.save()
+    out = []
+    device = f"1 x {jax.devices()[0].device_kind}"
+    for r, wd in enumerate(self.workdirs):
+      state = run_slice(self.states, r)
+      final = dict(self.last_eval[r]) or {"step": self.step, "epoch": float(self.epoch)}
+      final["params"] = self.n_params
+      final.update({f"bytes/{k}": v for k, v in self.task.sizes(state.params).items()})
+      final["params_fingerprint"] = train.params_fingerprint(state.params, self.mesh)
+      if self.teacher_summaries is not None:
+        final["teacher"] = {k: v for k, v in self.teacher_summaries[r].items()
+                            if k.startswith("test/booster_") or k in ("wall_time_s", "params")}
+      final.update(device=device, stacked=len(self.seeds),
+                   finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+      (wd / "final.json").write_text(json.dumps(final, indent=1, sort_keys=True) + "\n")
+      out.append(final)
+    return out
+
+  def close(self) -> None:
+    for ck in self._ckpts:
+      ck.close()
+
+
+def train_stack(config, seeds: Sequence[int], workdirs: Sequence, *, deadline: float | None = None,
+                stop_after_epochs: int | None = None, checkpoint_every_epochs: int = 10,
+                run_axis: str = "auto", scan_epochs: bool | None = None,
+                log=print) -> list[dict] | None:
+  """Trains ``config`` for each seed, stacked; returns the runs' final records, or None when
+  ``deadline`` (a ``time.time()``; the next epoch would end after it), ``stop_after_epochs``
+  (epochs trained by this call) or a signal stopped the stack first. A stopped stack is
+  checkpointed: call again to resume."""
+  workdirs = [pathlib.Path(w) for w in workdirs]
+  finished = [(w / "final.json").is_file() for w in workdirs]
+  if all(finished):
+    return [json.loads((w / "final.json").read_text()) for w in workdirs]
+  if any(finished):
+    raise ConfigError("some runs of this stack are finished and some are not; stack the "
+                      f"unfinished ones: {[str(w) for w, f in zip(workdirs, finished) if not f]}")
+  with contextlib.ExitStack() as locks:
+    for w in workdirs:
+      w.mkdir(parents=True, exist_ok=True)
+      locks.enter_context(train.run_lock(w))
+    stack = Stack(config, seeds, workdirs, run_axis=run_axis, scan_epochs=scan_epochs, log=log)
+    try:
+      with train._stop_signals() as stop:
+        first = stack.epoch
+        while not stack.done:
+          per_epoch = stack.epoch_seconds[-1] if stack.epoch_seconds else 0.0
+          why = ("signal" if stop else
+                 "deadline" if deadline is not None and time.time() + per_epoch > deadline else
+                 "stop_after_epochs" if stop_after_epochs is not None
+                 and stack.epoch - first >= stop_after_epochs else "")
+          if why:
+            stack.save()
+            log(f"{stack.label}: stopped at epoch {stack.epoch}/{stack.num_epochs} ({why}); "
+                f"checkpointed, run again to resume")
+            return None
+          stack.dispatch()
+          stack.collect()
+          if checkpoint_every_epochs and stack.epoch % checkpoint_every_epochs == 0:
+            stack.save()
+          rec = stack.last_eval[0]
+          if rec.get("epoch") == stack.epoch:
+            log(f"{stack.label} epoch {stack.epoch}/{stack.num_epochs} "
+                f"({stack.epoch_seconds[-1]:.1f} s): {stack.task.headline(rec)} (seed {stack.seeds[0]})")
+      return stack.finish()
+    finally:
+      stack.close()
