@@ -140,28 +140,8 @@ class Stack:
     except NotImplementedError as e:
       raise ConfigError(f"{e}: train its runs one at a time with rocket.main") from None
 
-    vmapped = self.run_axis == "vmap"
-
-    def runs_step(states, ix, seeds, x_all, y_all, tvars):
-      """One train step of every run; ``ix``: ``[R, batch]`` indices into the device-resident set."""
-      def one(state, ix_r, seed, tv):
-        return step_fn(state, x_all[ix_r], y_all[ix_r], tv, seed=seed)
-
-      if vmapped:
-        return jax.vmap(one, in_axes=(0, 0, 0, None if tvars is None else 0))(states, ix, seeds, tvars)
-      outs = [one(run_slice(states, r), ix[r], seeds[r], None if tvars is None else run_slice(tvars, r))
-              for r in range(ix.shape[0])]  # unrolled: R plain copies of the step
-      return stack_trees([o[0] for o in outs]), stack_trees([o[1] for o in outs])
-
-    def run_epoch(states, idx, seeds, x_all, y_all, tvars):
-      """A whole epoch (``idx``: ``[R, steps, batch]``) in one ``lax.scan``; metrics ``[R, steps]``."""
-      states, m = jax.lax.scan(lambda st, ix: runs_step(st, ix, seeds, x_all, y_all, tvars),
-                               states, jnp.swapaxes(idx, 0, 1))
-      return states, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), m)
-
-    self._run_epoch = jax.jit(run_epoch, donate_argnums=0)
-    self._runs_step = jax.jit(runs_step, donate_argnums=0)
-    self._evaluate = jax.jit(jax.vmap(eval_sums, in_axes=(0, None, None, None)))
+    self._step_fn, self._eval_sums = step_fn, eval_sums
+    self._build_programs()
     self._finite = jax.jit(jax.vmap(train._all_finite))
     self.x_train = jax.device_put(x_train, device)
     self.y_train = jax.device_put(y_train, device)
@@ -202,6 +182,70 @@ class Stack:
     self.last_eval: list[dict] = [{} for _ in self.seeds]
     self.last_saved = step0 if step0 else None
 
+  # ------------------------------------------------------------------ programs
+
+  def _build_programs(self) -> None:
+    step_fn, vmapped = self._step_fn, self.run_axis == "vmap"
+
+    def runs_step(states, ix, seeds, x_all, y_all, tvars):
+      """One train step of every run; ``ix``: ``[R, batch]`` indices into the device-resident set."""
+      def one(state, ix_r, seed, tv):
+        return step_fn(state, x_all[ix_r], y_all[ix_r], tv, seed=seed)
+
+      if vmapped:
+        return jax.vmap(one, in_axes=(0, 0, 0, None if tvars is None else 0))(states, ix, seeds, tvars)
+      outs = [one(run_slice(states, r), ix[r], seeds[r], None if tvars is None else run_slice(tvars, r))
+              for r in range(ix.shape[0])]  # unrolled: R plain copies of the step
+      return stack_trees([o[0] for o in outs]), stack_trees([o[1] for o in outs])
+
+    def run_epoch(states, idx, seeds, x_all, y_all, tvars):
+      """A whole epoch (``idx``: ``[R, steps, batch]``) in one ``lax.scan``; metrics ``[R, steps]``."""
+      states, m = jax.lax.scan(lambda st, ix: runs_step(st, ix, seeds, x_all, y_all, tvars),
+                               states, jnp.swapaxes(idx, 0, 1))
+      return states, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), m)
+
+    self._run_epoch = jax.jit(run_epoch, donate_argnums=0)
+    self._runs_step = jax.jit(runs_step, donate_argnums=0)
+    self._evaluate = jax.jit(jax.vmap(self._eval_sums, in_axes=(0, None, None, None)))
+    self._compiled: dict[str, Any] = {}
+
+  def set_run_axis(self, run_axis: str) -> None:
+    """Switches between "vmap" and "unrolled" (the state is kept; the programs are rebuilt)."""
+    if run_axis not in RUN_AXES[1:]:
+      raise ConfigError(f"run_axis must be one of {RUN_AXES[1:]}, got {run_axis!r}")
+    if run_axis != self.run_axis:
+      self.run_axis = run_axis
+      self._build_programs()
+
+  def _args(self):
+    return (jnp.asarray(self.seeds), self.x_train, self.y_train, self.teacher_vars)
+
+  def compile(self) -> float:
+    """Compiles the epoch (or step) and evaluation programs ahead of time (thread-safe: several
+    stacks may compile side by side); returns the seconds it took."""
+    t = time.time()
+    seeds, x, y, tv = self._args()
+    if self.scan_epochs:
+      idx = jax.ShapeDtypeStruct((len(self.seeds), self.steps_per_epoch, self.configs[0].batch_size),
+                                 jnp.int32)
+      self._compiled["epoch"] = self._run_epoch.lower(self.states, idx, seeds, x, y, tv).compile()
+    self._compiled["eval"] = self._evaluate.lower(self.states, *self.test_arrays).compile()
+    return time.time() - t
+
+  def time_steps(self, n: int = 5) -> float:
+    """Seconds per train step of the whole stack (the mean of ``n`` after a first one), run on a
+    copy of the state: training is not advanced. Compiles the one-step program if needed."""
+    states = jax.tree.map(jnp.copy, self.states)
+    ix = jnp.asarray(self._indices(self.epoch)[:, :n + 1])
+    seeds, x, y, tv = self._args()
+    states, m = self._runs_step(states, ix[:, 0], seeds, x, y, tv)
+    jax.block_until_ready(m)
+    t = time.perf_counter()
+    for i in range(1, n + 1):
+      states, m = self._runs_step(states, ix[:, i], seeds, x, y, tv)
+    jax.block_until_ready(m)
+    return (time.perf_counter() - t) / n
+
   # ------------------------------------------------------------------ loop pieces
 
   @property
@@ -223,20 +267,18 @@ class Stack:
   def dispatch(self) -> None:
     """Queues the next epoch's training (and evaluation when due) on the device."""
     idx = jax.device_put(self._indices(self.epoch), self.x_train.sharding)
-    seeds = jnp.asarray(self.seeds)
+    args = self._args()
     if self.scan_epochs:
-      self.states, m = self._run_epoch(self.states, idx, seeds, self.x_train, self.y_train,
-                                       self.teacher_vars)
+      self.states, m = self._compiled.get("epoch", self._run_epoch)(self.states, idx, *args)
     else:
       ms = []
       for i in range(idx.shape[1]):
-        self.states, mi = self._runs_step(self.states, idx[:, i], seeds, self.x_train,
-                                          self.y_train, self.teacher_vars)
+        self.states, mi = self._runs_step(self.states, idx[:, i], *args)
         ms.append(mi)
       m = jax.tree.map(lambda *a: jnp.stack(a, axis=1), *ms)
     self.epoch += 1
     due = self.epoch % self.eval_every == 0 or self.done
-    sums = self._evaluate(self.states, *self.test_arrays) if due else None
+    sums = self._compiled.get("eval", self._evaluate)(self.states, *self.test_arrays) if due else None
     self._pending.append((self.epoch, m, sums, time.time()))
 
   def collect(self) -> None:
@@ -293,6 +335,7 @@ class Stack:
       ck.close()
     cut = lambda t: None if t is None else jax.tree.map(lambda x: x[:n], t)  # noqa: E731
     self.states, self.teacher_vars = cut(self.states), cut(self.teacher_vars)
+    self._compiled = {}  # new shapes: compiled again at the next dispatch
     for name in ("seeds", "workdirs", "configs", "_ckpts", "last_eval"):
       setattr(self, name, getattr(self, name)[:n])
     if self.teacher_summaries is not None:

@@ -1,0 +1,239 @@
+r"""Turns one GPU window into finished full-scale paper runs.
+
+    python -m paper_repro.gpu_campaign --budget_s=480 --out=$OUT
+
+What it runs: the runs of ``--sweep`` (default: Table 1 at full scale,
+``paper_repro/sweeps/cifar10_methods_full.py`` on ``paper_repro/configs/paper.py:cifar10``) named by
+``--runs`` (default: the interval WRN-16-1 + WRN-40-1 row's light alone and rocket), every seed of
+``--seeds``, skipping the ones already finished in ``--results`` (results accumulate across GPU
+windows). Each run is one seed of a :class:`rocket.stacked.Stack` (all seeds of a run name train as
+one jitted program, an epoch per dispatch); the stacks advance an epoch each in turn.
+
+How it fits the budget: it first times a train step of the costliest stack with its runs vmapped
+and unrolled and keeps the faster; after two epochs it projects the finish time and, when the runs
+would not finish inside ``--budget_s``, keeps fewer seeds (the same number in every stack; the
+others stay checkpointed at that epoch). At the deadline everything is checkpointed.
+
+What it writes: ``--workdir`` holds the sweep layout (``sweep.json``, ``<run>/seed<s>/``) that
+``rocket.report`` and ``paper_repro/compare.py`` read; ``--out`` gets ``results.tar.gz`` (the
+finished and unfinished runs' ``config.json``, ``metrics.jsonl``, ``final.json``, no checkpoints,
+plus ``campaign.json``: device, versions, date, budget, the probe, epoch times, what finished) and
+``campaign.json`` beside it. Unpack the tarball into ``paper_repro/results/<name>/`` and commit it.
+
+Tested end to end on CPU with a tiny budget (tests/gpu_campaign_test.py).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import pathlib
+import platform
+import shutil
+import sys
+import tarfile
+import time
+
+from absl import app, flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+DEFAULT_RUNS = ("wrn16-1_40-1__light", "wrn16-1_40-1__rocket")
+_F = None
+
+
+def define_flags():
+  global _F
+  from ml_collections import config_flags  # noqa: PLC0415
+
+  _F = {
+      "config": config_flags.DEFINE_config_file(
+          "config", str(ROOT / "paper_repro/configs/paper.py") + ":cifar10", "Base config.",
+          lock_config=True),
+      "sweep": flags.DEFINE_string("sweep", str(ROOT / "paper_repro/sweeps/cifar10_methods_full.py"),
+                                   "Sweep file naming the runs."),
+      "runs": flags.DEFINE_list("runs", list(DEFAULT_RUNS), "Run names of the sweep, in priority order."),
+      "seeds": flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every run."),
+      "budget_s": flags.DEFINE_float("budget_s", 480, "Seconds from start to the last checkpoint."),
+      "out": flags.DEFINE_string("out", "", "Folder for results.tar.gz and campaign.json."),
+      "workdir": flags.DEFINE_string("workdir", "/tmp/gpu_campaign", "Where the runs train."),
+      "results": flags.DEFINE_string("results", "", "Finished runs of earlier windows (sweep "
+                                     "layout): skipped here."),
+      "max_stacks": flags.DEFINE_integer("max_stacks", 2, "Run names trained side by side."),
+      "run_axis": flags.DEFINE_enum("run_axis", "probe", ["probe", "vmap", "unrolled"],
+                                    "How a stack holds its runs; probe: time both, keep the faster."),
+      "checkpoint_every_epochs": flags.DEFINE_integer("checkpoint_every_epochs", 25,
+                                                      "Checkpoint cadence (and at the end)."),
+  }
+
+
+def say(msg: str) -> None:
+  print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None):
+  """``[(run, [seeds still to train])]`` in priority order; refuses runs that need a teacher."""
+  by_name = {r["name"]: r for r in sweep["runs"]}
+  todo = []
+  for name in names:
+    if name not in by_name:
+      raise app.UsageError(f"--runs: {name!r} is not a run of the sweep; choose from "
+                           f"{sorted(by_name)}")
+    run = by_name[name]
+    if run.get("teacher"):
+      raise app.UsageError(f"--runs: {name!r} learns from a teacher run; this campaign trains "
+                           f"runs without one (the teacher's own runs first)")
+    left = [s for s in seeds
+            if results is None or not (results / name / f"seed{s}" / "final.json").is_file()]
+    if left:
+      todo.append((run, left))
+  return todo
+
+
+def pack(workdir: pathlib.Path, out: pathlib.Path, summary: dict) -> None:
+  """results.tar.gz: every run's small files (no checkpoints) and the campaign summary."""
+  out.mkdir(parents=True, exist_ok=True)
+  (workdir / "campaign.json").write_text(json.dumps(summary, indent=1) + "\n")
+  shutil.copy(workdir / "campaign.json", out / "campaign.json")
+  with tarfile.open(out / "results.tar.gz", "w:gz") as tar:
+    tar.add(workdir / "campaign.json", "campaign.json")
+    tar.add(workdir / "sweep.json", "sweep.json")
+    for f in sorted(workdir.glob("*/seed*/*")):
+      if f.name in ("config.json", "metrics.jsonl", "final.json"):
+        tar.add(f, str(f.relative_to(workdir)))
+
+
+def main(argv):
+  del argv
+  t_start = time.time()
+  import jax  # noqa: PLC0415
+
+  from rocket import stacked, sweep as sweep_lib  # noqa: PLC0415
+  from rocket.config_util import apply_overrides  # noqa: PLC0415
+
+  deadline = t_start + _F["budget_s"].value
+  workdir = pathlib.Path(_F["workdir"].value)
+  out = pathlib.Path(_F["out"].value) if _F["out"].value else workdir / "out"
+  results = pathlib.Path(_F["results"].value) if _F["results"].value else None
+  seeds = [int(s) for s in _F["seeds"].value]
+  try:
+    sweep = sweep_lib.load_sweep(_F["sweep"].value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  todo = pick_runs(sweep, _F["runs"].value, seeds, results)[:_F["max_stacks"].value]
+  device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+  summary = {"command": sys.argv, "device": device, "backend": jax.default_backend(),
+             "versions": {"jax": jax.__version__, "python": platform.python_version(),
+                          **_versions()},
+             "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+             "budget_s": _F["budget_s"].value, "planned": {r["name"]: s for r, s in todo}}
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "sweep.json").write_text(json.dumps(
+      {"sweep_file": _F["sweep"].value, "seeds": seeds, "runs": [r for r, _ in todo],
+       "base_config": _F["config"].value.to_dict(), "argv": sys.argv}, indent=1, default=str))
+  if not todo:
+    say("nothing to do: every requested run is finished in --results")
+    pack(workdir, out, summary)
+    return
+  say(f"{device}; plan: {summary['planned']}; budget {_F['budget_s'].value:.0f} s")
+
+  stacks = []
+  for run, left in todo:
+    config = apply_overrides(_F["config"].value, run.get("overrides", {}))
+    dirs = [sweep_lib.run_dir(workdir, run["name"], s) for s in left]
+    stacks.append(stacked.Stack(config, left, dirs, label=run["name"], log=say))
+  say(f"stacks built in {time.time() - t_start:.0f} s")
+
+  # 1. vmap or unrolled: time one train step of the costliest stack both ways
+  axis = _F["run_axis"].value
+  probe = {}
+  if axis == "probe":
+    costly = max(stacks, key=lambda s: s.n_params["total"])
+    for a in ("vmap", "unrolled"):
+      costly.set_run_axis(a)
+      t = time.time()
+      probe[a] = costly.time_steps(5)
+      say(f"probe {costly.label} x{len(costly.seeds)} {a}: {1e3 * probe[a]:.1f} ms/step "
+          f"(compile + timing {time.time() - t:.0f} s)")
+    axis = min(probe, key=probe.get)
+  for s in stacks:
+    s.set_run_axis(axis)
+  summary.update(run_axis=axis, probe_s_per_step=probe)
+
+  # 2. compile every stack's programs side by side
+  t = time.time()
+  with concurrent.futures.ThreadPoolExecutor(len(stacks)) as pool:
+    compile_s = list(pool.map(lambda s: s.compile(), stacks))
+  summary["compile_s"] = {s.label: round(c, 1) for s, c in zip(stacks, compile_s)}
+  say(f"compiled ({axis}) in {time.time() - t:.0f} s: {summary['compile_s']}")
+
+  # 3. epochs in turn; fewer seeds when the projection misses the deadline
+  rounds, images, measured, stopped = [], [], 0, False
+  ckpt_every = _F["checkpoint_every_epochs"].value
+  while True:
+    active = [s for s in stacks if not s.done]
+    if not active:
+      break
+    per_round = rounds[-1] if rounds else 0.0
+    if time.time() + per_round > deadline:
+      stopped = True
+      break
+    t = time.time()
+    images.append(sum(s.steps_per_epoch * s.configs[0].batch_size * len(s.seeds) for s in active))
+    for s in active:
+      s.dispatch()
+    for s in active:
+      s.collect()
+      if ckpt_every and s.epoch % ckpt_every == 0:
+        s.save()
+    rounds.append(time.time() - t)
+    measured += 1
+    left_epochs = max(s.num_epochs - s.epoch for s in active)
+    head = active[-1]
+    say(f"epoch {head.epoch}/{head.num_epochs}: {rounds[-1]:.2f} s; "
+        + "; ".join(f"{s.label} {s.task.headline(s.last_eval[0])}" for s in active
+                    if s.last_eval[0].get("epoch") == s.epoch))
+    if measured >= 2 and left_epochs:
+      need = left_epochs * rounds[-1] * 1.02
+      have = deadline - time.time()
+      n = len(active[0].seeds)
+      if need > have and n > 1:
+        keep = max(1, int(n * have / need))
+        say(f"projected {need:.0f} s for {left_epochs} epochs but {have:.0f} s left: keeping "
+            f"{keep} of {n} seeds per stack (the rest stay checkpointed at epoch {head.epoch})")
+        for s in active:
+          s.keep(keep)
+        measured = 0
+  for s in stacks:
+    if s.done:
+      s.finish()
+    else:
+      s.save()
+    s.close()
+  summary.update(
+      wall_s=round(time.time() - t_start, 1), epoch_round_s=[round(r, 3) for r in rounds],
+      stopped_at_deadline=stopped,
+      runs={s.label: {"seeds": s.seeds, "epochs": s.epoch, "of": s.num_epochs, "finished": s.done}
+            for s in stacks})
+  if len(rounds) > 2:  # the median round after the first (compiled) one
+    rates = sorted(i / r for i, r in zip(images[1:], rounds[1:]))
+    summary["train_images_per_s"] = round(rates[len(rates) // 2])
+  pack(workdir, out, summary)
+  say(f"done in {summary['wall_s']:.0f} s: {summary['runs']}")
+
+
+def _versions() -> dict:
+  out = {}
+  for mod in ("flax", "optax", "orbax.checkpoint", "numpy", "ml_collections"):
+    try:
+      out[mod] = __import__(mod, fromlist=["_"]).__version__
+    except Exception:  # noqa: BLE001
+      out[mod] = "?"
+  return out
+
+
+if __name__ == "__main__":
+  if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+  define_flags()
+  app.run(main)

@@ -1,0 +1,80 @@
+"""paper_repro/gpu_campaign.py end to end on CPU with tiny budgets, as it will run on a GPU."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+SWEEP = '''
+PAIR = {"light.depth": 10, "booster.depth": 10, "share": "interval", "data_seed": 0,
+        "batch_size": 64, "num_train_steps": 24, "eval_every_steps": 16, "eval_batch_size": 100}
+
+def get_sweep():
+  return {"runs": [dict(name="p__light", overrides={**PAIR, "method": "light"}),
+                   dict(name="p__rocket", overrides={**PAIR, "method": "rocket"}),
+                   dict(name="p__kd", overrides={**PAIR, "method": "kd"}, teacher="p__rocket")]}
+'''
+
+
+def campaign(tmp_path, *args):
+  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  return subprocess.run(
+      [sys.executable, "-m", "paper_repro.gpu_campaign", "--config=configs/cifar10.py:tiny",
+       f"--sweep={tmp_path / 'sweep.py'}", "--runs=p__light,p__rocket", "--seeds=0,1", *args],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_campaign_finishes_runs_packs_them_and_skips_them_next_window(tmp_path):
+  (tmp_path / "sweep.py").write_text(SWEEP)
+  wd, out = tmp_path / "wd", tmp_path / "out"
+  r = campaign(tmp_path, "--budget_s=400", f"--workdir={wd}", f"--out={out}")
+  assert r.returncode == 0, r.stdout + r.stderr
+  summary = json.loads((out / "campaign.json").read_text())
+  assert summary["runs"]["p__rocket"] == {"seeds": [0, 1], "epochs": 3, "of": 3, "finished": True}
+  assert summary["run_axis"] in ("vmap", "unrolled") and set(summary["probe_s_per_step"]) == {
+      "vmap", "unrolled"}
+  assert summary["train_images_per_s"] > 0 and summary["device"].endswith("cpu")
+  got = tmp_path / "got"
+  with tarfile.open(out / "results.tar.gz") as tar:
+    names = tar.getnames()
+    tar.extractall(got, filter="data")
+  assert "p__rocket/seed1/final.json" in names and not any("checkpoints" in n for n in names)
+  final = json.loads((got / "p__light/seed0/final.json").read_text())
+  assert final["stacked"] == 2 and final["step"] == 24
+  # rocket.report reads the unpacked sweep layout as it reads rocket.sweep's
+  from rocket import report
+  rows = report.collect(got)
+  assert [len(r["seeds"]) for r in rows] == [2, 2]
+  # the next window skips what is finished
+  r = campaign(tmp_path, "--budget_s=400", f"--workdir={tmp_path / 'wd2'}",
+               f"--out={tmp_path / 'out2'}", f"--results={got}")
+  assert r.returncode == 0 and "nothing to do" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_campaign_checkpoints_at_its_deadline(tmp_path):
+  (tmp_path / "sweep.py").write_text(SWEEP)
+  wd, out = tmp_path / "wd", tmp_path / "out"
+  r = campaign(tmp_path, "--budget_s=1", "--run_axis=unrolled", f"--workdir={wd}", f"--out={out}")
+  assert r.returncode == 0, r.stdout + r.stderr
+  summary = json.loads((out / "campaign.json").read_text())
+  assert summary["stopped_at_deadline"] and not summary["runs"]["p__light"]["finished"]
+  assert (wd / "p__light/seed0/checkpoints").is_dir()
+  assert not (wd / "p__light/seed0/final.json").exists()
+
+
+def test_campaign_refuses_a_run_with_a_teacher(tmp_path):
+  (tmp_path / "sweep.py").write_text(SWEEP)
+  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  r = subprocess.run(
+      [sys.executable, "-m", "paper_repro.gpu_campaign", "--config=configs/cifar10.py:tiny",
+       f"--sweep={tmp_path / 'sweep.py'}", "--runs=p__kd", f"--workdir={tmp_path}"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert r.returncode != 0 and "learns from a teacher run" in r.stderr
