@@ -34,7 +34,7 @@ import sys
 import tarfile
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -106,6 +106,7 @@ def pack(workdir: pathlib.Path, out: pathlib.Path, summary: dict) -> None:
 def main(argv):
   del argv
   t_start = time.time()
+  logging.set_verbosity(logging.WARNING)  # orbax logs every manager it creates at INFO
   import jax  # noqa: PLC0415
 
   from rocket import stacked, sweep as sweep_lib  # noqa: PLC0415
@@ -159,6 +160,7 @@ def main(argv):
   for s in stacks:
     s.set_run_axis(axis)
   summary.update(run_axis=axis, probe_s_per_step=probe)
+  first_round = min(probe.values(), default=0.0) * sum(s.steps_per_epoch for s in stacks)
 
   # 2. compile every stack's programs side by side
   t = time.time()
@@ -174,7 +176,8 @@ def main(argv):
     active = [s for s in stacks if not s.done]
     if not active:
       break
-    per_round = rounds[-1] if rounds else 0.0
+    # before the first round: the probe's step time for every stack (an overestimate)
+    per_round = rounds[-1] if rounds else first_round
     if time.time() + per_round > deadline:
       stopped = True
       break
