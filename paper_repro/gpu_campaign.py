@@ -59,9 +59,14 @@ def define_flags():
       "workdir": flags.DEFINE_string("workdir", "/tmp/gpu_campaign", "Where the runs train."),
       "results": flags.DEFINE_string("results", "", "Finished runs of earlier windows (sweep "
                                      "layout): skipped here."),
+      "resume_from": flags.DEFINE_string(
+          "resume_from", "", "A folder holding an earlier window's resume_<run>.tar files: their "
+          "runs continue from those checkpoints (and only their seeds are trained)."),
       "max_stacks": flags.DEFINE_integer("max_stacks", 2, "Run names trained side by side."),
       "run_axis": flags.DEFINE_enum("run_axis", "probe", ["probe", "vmap", "unrolled"],
                                     "How a stack holds its runs; probe: time both, keep the faster."),
+      "max_epochs": flags.DEFINE_integer("max_epochs", 0, "Stop (checkpointed) after this many "
+                                         "epochs in this window; 0: only the budget stops it."),
       "checkpoint_every_epochs": flags.DEFINE_integer("checkpoint_every_epochs", 25,
                                                       "Checkpoint cadence (and at the end)."),
   }
@@ -71,8 +76,10 @@ def say(msg: str) -> None:
   print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None):
-  """``[(run, [seeds still to train])]`` in priority order; refuses runs that need a teacher."""
+def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None, resumable=None):
+  """``[(run, [seeds still to train])]`` in priority order; refuses runs that need a teacher.
+  A run with seeds in ``resumable`` (``{run: [seeds]}`` with checkpoints) trains only those."""
+  resumable = resumable or {}
   by_name = {r["name"]: r for r in sweep["runs"]}
   todo = []
   for name in names:
@@ -85,9 +92,53 @@ def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None):
                            f"runs without one (the teacher's own runs first)")
     left = [s for s in seeds
             if results is None or not (results / name / f"seed{s}" / "final.json").is_file()]
+    started = [s for s in left if s in resumable.get(name, ())]
+    if started:  # finish what an earlier window started before starting anything new
+      left = started
     if left:
       todo.append((run, left))
   return todo
+
+
+def unpack_resume(folder: pathlib.Path, workdir: pathlib.Path) -> dict[str, list[int]]:
+  """Extracts every ``resume_<run>.tar`` of ``folder`` into ``workdir``; ``{run: [seeds]}``."""
+  found: dict[str, list[int]] = {}
+  for tar_path in sorted(folder.glob("resume_*.tar")):
+    with tarfile.open(tar_path) as tar:
+      tar.extractall(workdir, filter="data")
+      for name in tar.getnames():
+        parts = pathlib.PurePosixPath(name).parts
+        if len(parts) >= 2 and parts[1].startswith("seed") and parts[1][4:].isdigit():
+          found.setdefault(parts[0], [])
+          if int(parts[1][4:]) not in found[parts[0]]:
+            found[parts[0]].append(int(parts[1][4:]))
+  return found
+
+
+def pack_resume(workdir: pathlib.Path, out: pathlib.Path, stacks, limit_mb: float = 15.0) -> dict:
+  """``resume_<run>.tar`` per unfinished stack: each seed's newest checkpoint and its small files
+  (a GPU machine starts bare: these are what lets the next window continue). Returns sizes (MB)."""
+  sizes = {}
+  for s in stacks:
+    if s.done:
+      continue
+    path = out / f"resume_{s.label}.tar"
+    with tarfile.open(path, "w") as tar:
+      for wd in s.workdirs:
+        rel = wd.relative_to(workdir)
+        ck = wd / "checkpoints"
+        steps = sorted((int(p.name) for p in ck.iterdir() if p.name.isdigit()), reverse=True)
+        if steps:
+          tar.add(ck / str(steps[0]), str(rel / "checkpoints" / str(steps[0])))
+        for f in ("config.json", "metrics.jsonl"):
+          if (wd / f).is_file():
+            tar.add(wd / f, str(rel / f))
+    sizes[s.label] = round(path.stat().st_size / 2**20, 2)
+    if sizes[s.label] > limit_mb:
+      path.unlink()
+      say(f"resume_{s.label}.tar is {sizes[s.label]} MiB, over the {limit_mb} MiB a file may have "
+          f"to come back: not written; stack fewer seeds")
+  return sizes
 
 
 def pack(workdir: pathlib.Path, out: pathlib.Path, summary: dict) -> None:
@@ -121,7 +172,12 @@ def main(argv):
     sweep = sweep_lib.load_sweep(_F["sweep"].value)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  todo = pick_runs(sweep, _F["runs"].value, seeds, results)[:_F["max_stacks"].value]
+  workdir.mkdir(parents=True, exist_ok=True)
+  resumable = {}
+  if _F["resume_from"].value:
+    resumable = unpack_resume(pathlib.Path(_F["resume_from"].value), workdir)
+    say(f"resuming {resumable} from {_F['resume_from'].value}")
+  todo = pick_runs(sweep, _F["runs"].value, seeds, results, resumable)[:_F["max_stacks"].value]
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
   summary = {"command": sys.argv, "device": device, "backend": jax.default_backend(),
              "versions": {"jax": jax.__version__, "python": platform.python_version(),
@@ -138,7 +194,7 @@ def main(argv):
     return
   say(f"{device}; plan: {summary['planned']}; budget {_F['budget_s'].value:.0f} s")
 
-  stacks = []
+  stacks, dropped = [], {}
   for run, left in todo:
     config = apply_overrides(_F["config"].value, run.get("overrides", {}))
     dirs = [sweep_lib.run_dir(workdir, run["name"], s) for s in left]
@@ -161,6 +217,18 @@ def main(argv):
     s.set_run_axis(axis)
   summary.update(run_axis=axis, probe_s_per_step=probe)
   first_round = min(probe.values(), default=0.0) * sum(s.steps_per_epoch for s in stacks)
+  if probe:  # fewer seeds now, before compiling, when even the probed stack alone cannot finish
+    costly = max(stacks, key=lambda s: s.n_params["total"])
+    need = min(probe.values()) * costly.steps_per_epoch * (costly.num_epochs - costly.epoch)
+    have = deadline - time.time() - 60  # the compiles
+    n = len(costly.seeds)
+    if need > have and n > 1:
+      keep = max(1, int(n * have / need))
+      say(f"probe: {costly.label} alone needs ~{need:.0f} s for its {n} seeds, {have:.0f} s left: "
+          f"keeping {keep} seed(s) per stack")
+      for s in stacks:
+        dropped.update({f"{s.label}/seed{x}": s.epoch for x in s.seeds[keep:]})
+        s.keep(keep)
 
   # 2. compile every stack's programs side by side
   t = time.time()
@@ -178,7 +246,8 @@ def main(argv):
       break
     # before the first round: the probe's step time for every stack (an overestimate)
     per_round = rounds[-1] if rounds else first_round
-    if time.time() + per_round > deadline:
+    if time.time() + per_round > deadline or (
+        _F["max_epochs"].value and len(rounds) >= _F["max_epochs"].value):
       stopped = True
       break
     t = time.time()
@@ -205,6 +274,7 @@ def main(argv):
         say(f"projected {need:.0f} s for {left_epochs} epochs but {have:.0f} s left: keeping "
             f"{keep} of {n} seeds per stack (the rest stay checkpointed at epoch {head.epoch})")
         for s in active:
+          dropped.update({f"{s.label}/seed{x}": s.epoch for x in s.seeds[keep:]})
           s.keep(keep)
         measured = 0
   for s in stacks:
@@ -217,7 +287,10 @@ def main(argv):
       wall_s=round(time.time() - t_start, 1), epoch_round_s=[round(r, 3) for r in rounds],
       stopped_at_deadline=stopped,
       runs={s.label: {"seeds": s.seeds, "epochs": s.epoch, "of": s.num_epochs, "finished": s.done}
-            for s in stacks})
+            for s in stacks},
+      dropped_at_epoch=dropped)
+  out.mkdir(parents=True, exist_ok=True)
+  summary["resume_tar_mib"] = pack_resume(workdir, out, stacks)
   if len(rounds) > 2:  # the median round after the first (compiled) one
     rates = sorted(i / r for i, r in zip(images[1:], rounds[1:]))
     summary["train_images_per_s"] = round(rates[len(rates) // 2])

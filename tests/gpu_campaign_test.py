@@ -59,15 +59,32 @@ def test_campaign_finishes_runs_packs_them_and_skips_them_next_window(tmp_path):
 
 
 @pytest.mark.slow
-def test_campaign_checkpoints_at_its_deadline(tmp_path):
+def test_campaign_stops_checkpointed_and_the_next_window_resumes_from_what_came_back(tmp_path):
   (tmp_path / "sweep.py").write_text(SWEEP)
   wd, out = tmp_path / "wd", tmp_path / "out"
-  r = campaign(tmp_path, "--budget_s=1", "--run_axis=unrolled", f"--workdir={wd}", f"--out={out}")
+  r = campaign(tmp_path, "--budget_s=400", "--max_epochs=1", "--run_axis=unrolled",
+               f"--workdir={wd}", f"--out={out}")
   assert r.returncode == 0, r.stdout + r.stderr
   summary = json.loads((out / "campaign.json").read_text())
-  assert summary["stopped_at_deadline"] and not summary["runs"]["p__light"]["finished"]
-  assert (wd / "p__light/seed0/checkpoints").is_dir()
+  assert summary["stopped_at_deadline"] and summary["runs"]["p__light"]["epochs"] == 1
   assert not (wd / "p__light/seed0/final.json").exists()
+  with tarfile.open(out / "resume_p__rocket.tar") as tar:  # what a bare next machine needs
+    names = tar.getnames()
+  assert "p__rocket/seed1/checkpoints/8" in names and "p__rocket/seed1/config.json" in names
+  # next window: a fresh workdir, only what came back, and only seed 1 was started
+  (out / "resume_p__light.tar").unlink()
+  r = campaign(tmp_path, "--budget_s=400", "--run_axis=unrolled", f"--workdir={tmp_path / 'wd2'}",
+               f"--out={tmp_path / 'out2'}", f"--resume_from={out}", "--seeds=1,2")
+  assert r.returncode == 0, r.stdout + r.stderr
+  summary = json.loads((tmp_path / "out2/campaign.json").read_text())
+  # the rocket run continues seed 1 only; the light run (nothing to resume) starts seeds 1 and 2
+  assert summary["planned"] == {"p__light": [1, 2], "p__rocket": [1]}
+  assert summary["runs"]["p__rocket"]["finished"]
+  final = json.loads((tmp_path / "wd2/p__rocket/seed1/final.json").read_text())
+  assert final["step"] == 24
+  steps = [json.loads(x)["step"] for x in
+           (tmp_path / "wd2/p__rocket/seed1/metrics.jsonl").read_text().splitlines()]
+  assert steps == [16, 24]
 
 
 def test_campaign_refuses_a_run_with_a_teacher(tmp_path):
