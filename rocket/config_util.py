@@ -28,6 +28,12 @@ class ConfigError(ValueError):
   """
 
 
+# Fields that change how a run is shown, logged, evaluated or saved, never what it trains.
+BOOKKEEPING_FIELDS = frozenset({"progress_bar", "log_every_steps", "max_checkpoints",
+                                "checkpoint_every_steps", "eval_every_epochs", "eval_every_steps",
+                                "eval_batch_size"})
+
+
 def resolve(path: str | pathlib.Path) -> pathlib.Path:
   """``path`` if it exists, else ``REPO_ROOT / path``; FileNotFoundError naming what exists."""
   p = pathlib.Path(path).expanduser()

@@ -59,6 +59,25 @@ class Method:
     return self.kd_from == "teacher" or self.at
 
 
+  def config_fields(self) -> frozenset[str]:
+    """The method-dependent top-level config fields a run of this method reads (a field of
+    :data:`METHOD_FIELDS` outside this set does not change what it computes)."""
+    fields = set()
+    if "light" in self.nets:
+      fields.add("light")
+    if len(self.nets) == 2:
+      fields.add("share")
+    if self.hint:
+      fields |= {"hint", "gradient_block"}
+    if self.kd_from:
+      fields |= {"kd", "loss_convention"}
+    if self.at:
+      fields |= {"at", "loss_convention"}
+    if self.needs_teacher:
+      fields.add("teacher_workdir")
+    return frozenset(fields)
+
+
 METHODS = {
     m.name: m for m in (
         Method("light", ("light",), description="the light net trained alone (baseline)"),
@@ -74,6 +93,10 @@ METHODS = {
         Method("at_kd", ("light",), kd_from="teacher", at=True, description="AT plus KD"),
     )
 }
+
+# Top-level config fields that only some methods read (see Method.config_fields); the others
+# (data, optimiser, schedule, booster, seed...) matter to every method.
+METHOD_FIELDS = frozenset().union(*(m.config_fields() for m in METHODS.values()))
 
 # gradient_block values: "on" stops the light<-booster terms' gradient at the
 # booster's logits (the standard implementation); "off" lets it flow into the

@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from rocket import checkpoint as ckpt_lib
 from rocket import input_pipeline, losses, methods, objective, tasks
-from rocket.config_util import ConfigError
+from rocket.config_util import BOOKKEEPING_FIELDS, ConfigError
 from rocket.objective import owner_tree
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -452,10 +452,10 @@ def count_params(params) -> dict[str, int]:
   return out
 
 
-# Config fields that do not change what a (booster-alone) teacher run computes.
-_NOT_TEACHER = ("progress_bar", "log_every_steps", "max_checkpoints", "checkpoint_every_steps",
-                "light", "share", "hint", "kd", "at", "gradient_block", "teacher_workdir",
-                "loss_convention")
+def teacher_irrelevant_fields() -> frozenset[str]:
+  """Config fields that do not change what a (booster-alone) teacher run computes: bookkeeping,
+  and the method-dependent fields the ``booster`` method does not read."""
+  return BOOKKEEPING_FIELDS | (methods.METHOD_FIELDS - methods.get_method("booster").config_fields())
 
 
 def teacher_config(config):
@@ -477,7 +477,7 @@ def train_teacher(config, teacher_dir) -> pathlib.Path:
     old = json.loads((tdir / "config.json").read_text())
     new = json.loads(tconfig.to_json_best_effort())
     diff = sorted(k for k in old.keys() | new.keys()
-                  if k not in _NOT_TEACHER and old.get(k) != new.get(k))
+                  if k not in teacher_irrelevant_fields() and old.get(k) != new.get(k))
     if diff:
       raise ConfigError(
           f"the finished teacher in {tdir} was trained with a different config (fields differ: "

@@ -196,3 +196,18 @@ def test_a_student_run_never_trains_its_teacher(tmp_path):
   with pytest.raises(ConfigError, match="teacher_workdir.*train_with_teacher"):
     train.train_and_evaluate(small(method="rocket_kd", num_train_steps=4), tmp_path / "s")
   assert not (tmp_path / "s" / "teacher").exists()
+
+
+def test_config_fields_each_method_reads():
+  f = lambda name: methods.get_method(name).config_fields()  # noqa: E731
+  assert f("booster") == frozenset()
+  assert f("light") == {"light"}
+  assert f("rocket") == {"light", "share", "hint", "gradient_block"}
+  assert f("kd") == {"light", "kd", "loss_convention", "teacher_workdir"}
+  assert f("rocket_kd") == f("rocket") | {"kd", "loss_convention", "teacher_workdir"}
+  assert f("at_kd") >= {"at", "kd"}
+  # a finished teacher (a booster run) is reused whatever the student's fields, but not across
+  # a change of data, optimiser or booster
+  skip = train.teacher_irrelevant_fields()
+  assert {"hint", "kd", "at", "light", "share", "progress_bar", "eval_every_epochs"} <= skip
+  assert not {"booster", "optim", "seed", "dataset", "num_epochs", "batch_size"} & skip
