@@ -709,7 +709,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
       for step, images, labels in batches:
         if stop:
           window.flush(last_good, ckpts.directory)
-          save(step)
+          if last_good != step:  # the signal may have come during the evaluation that saved it
+            save(step)
           ckpts.wait()
           raise Interrupted(
               f"stopped by signal {stop[0]} at step {step}; checkpoint written to "

@@ -20,7 +20,9 @@ sys.path.insert(0, str(ROOT))
 # steps: `python -m pytest -q -m "not slow"` is the fast lane; CI runs everything.
 SLOW_FILES = {"main_test.py", "multidevice_test.py", "notebooks_test.py", "bench_quick_test.py",
               "benchmarks_test.py", "sweep_report_test.py", "ctr_report_test.py"}
-SLOW_TESTS = {"test_sigterm_checkpoints_and_resume_is_bit_for_bit", "test_teacher_is_reused_not_retrained",
+SLOW_TESTS = {"test_sigterm_checkpoints_and_resume_is_bit_for_bit",
+              "test_sigterm_during_an_evaluation_stops_cleanly_and_resumes_exactly",
+              "test_teacher_is_reused_not_retrained",
               "test_frappe_end_to_end_from_the_command_line", "test_non_finite_after_a_checkpoint_keeps_it",
               "test_rerunning_a_finished_run_does_not_train_again", "test_each_method_trains",
               "test_incompatible_checkpoint_is_reported_and_kept", "test_training_lowers_the_loss",

@@ -15,10 +15,10 @@ from conftest import ROOT, load_config
 
 from rocket import methods, objective, train
 from rocket.ctr import data as ctr_data
-from rocket.ctr import export, hashing
+from rocket.ctr import export, hashing, serving
 from rocket.ctr.embeddings import default_embedding_config
 from rocket.ctr.models import CTRRocketNet, NetSpec, crossed_ids
-from rocket.ctr.serving import Scorer
+from rocket.ctr.serving import ExportError, RequestError, Scorer
 
 FRAPPE = ROOT.parent / "shared" / "data" / "ctr" / "frappe" / "frappe_libfm.npz"
 
@@ -173,10 +173,86 @@ def test_scorer_rejects_bad_shapes_and_missing_files(trained, tmp_path):
   _, run = trained
   export.export(run, tmp_path / "s")
   s = Scorer.load(tmp_path / "s")
-  with pytest.raises(ValueError, match="candidate_ids must have shape"):
-    s.score(np.zeros(len(s.request_fields)), np.zeros((3, len(s.candidate_fields) + 1)))
+  with pytest.raises(RequestError, match=r"candidate_ids must have shape \[N, "):
+    s.score(np.zeros(len(s.request_fields), int), np.zeros((3, len(s.candidate_fields) + 1), int))
+  with pytest.raises(RequestError, match="request_ids must have shape"):
+    s.score(np.zeros(len(s.request_fields) + 1, int), np.zeros((3, len(s.candidate_fields)), int))
   with pytest.raises(FileNotFoundError, match="rocket.ctr.export"):
     Scorer.load(tmp_path)
+
+
+def test_scorer_validates_every_request(trained, tmp_path):
+  _, run = trained
+  export.export(run, tmp_path / "s")
+  s = Scorer.load(tmp_path / "s")
+  fr, fc = len(s.request_fields), len(s.candidate_fields)
+  v0 = s.manifest["vocab_sizes"][s.candidate_fields[0]]
+  req, base = np.ones(fr, np.int32), np.ones((3, fc), np.int64)
+  oov = base.copy()
+  oov[1, 0] = 0
+  # unknown ids (past the vocabulary, or an int64 that int32 would wrap to 1) score as the OOV id
+  for unknown in (v0, v0 + 10**6, 2**32 + 1):
+    c = base.copy()
+    c[1, 0] = unknown
+    np.testing.assert_array_equal(s.score(req, c), s.score(req, oov))
+  strict = Scorer.load(tmp_path / "s", unknown_ids="reject")
+  c = base.copy()
+  c[2, 0] = v0
+  with pytest.raises(RequestError, match=f"field '{s.candidate_fields[0]}' has an id outside its "
+                                         f"vocabulary: {v0} "):
+    strict.score(req, c)
+  c = base.copy()
+  c[0, fc - 1] = -1
+  with pytest.raises(RequestError, match=f"'{s.candidate_fields[-1]}' has a negative id: -1"):
+    s.score(req, c)
+  with pytest.raises(RequestError, match="integer ids, got dtype float64"):
+    s.score(req, base + 0.9)
+  with pytest.raises(RequestError, match="request_ids must hold integer ids"):
+    s.score(np.full(fr, np.nan), base)
+  assert s.score(req, np.zeros((0, fc), np.int32)).shape == (0,)
+  # padding to the compiled sizes changes no score
+  rng = np.random.default_rng(0)
+  vocab = [s.manifest["vocab_sizes"][f] for f in s.candidate_fields]
+  c9 = np.stack([rng.integers(0, v, 9) for v in vocab], 1)
+  np.testing.assert_allclose(s.score(req, c9[:5]), s.score(req, c9)[:5], rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(s.score_async(req, c9.astype(np.int32))), s.score(req, c9),
+                             rtol=1e-6)
+
+
+def test_a_damaged_or_edited_export_is_refused(trained, tmp_path):
+  _, run = trained
+  out = tmp_path / "s"
+  export.export(run, out)
+  good = {f: (out / f).read_bytes() for f in ("params.npz", "manifest.json", "scorer.jaxexport")}
+  b = bytearray(good["params.npz"])
+  b[len(b) // 2] ^= 1
+  (out / "params.npz").write_bytes(bytes(b))
+  with pytest.raises(ExportError, match="params.npz does not match the sha256"):
+    Scorer.load(out)
+  (out / "params.npz").write_bytes(good["params.npz"])
+  manifest = json.loads(good["manifest.json"])  # a field's vocabulary edited after export
+  manifest["vocab_sizes"][manifest["candidate_fields"][0]] += 1
+  (out / "manifest.json").write_text(json.dumps(manifest))
+  with pytest.raises(ExportError, match="does not describe the exported module"):
+    Scorer.load(out)
+  # NaN parameters with consistent checksums (a broken export, not a damaged file)
+  with np.load(out / "params.npz") as z:
+    arrays = {k: z[k] for k in z.files}
+  floating = [k for k in arrays if k.startswith("leaf_") and arrays[k].dtype.kind == "f"]
+  arrays[floating[0]] = np.full_like(arrays[floating[0]], np.nan)
+  np.savez(out / "params.npz", **arrays)
+  manifest = json.loads(good["manifest.json"])
+  manifest["sha256"]["params.npz"] = serving.file_sha256(out / "params.npz")
+  (out / "manifest.json").write_text(json.dumps(manifest))
+  with pytest.raises(ExportError, match=f"{floating[0]} holds NaN"):
+    Scorer.load(out)
+  # an export from before checksums loads, with a warning
+  (out / "params.npz").write_bytes(good["params.npz"])
+  manifest = json.loads(good["manifest.json"])
+  del manifest["sha256"]
+  (out / "manifest.json").write_text(json.dumps(manifest))
+  with pytest.warns(UserWarning, match="cannot be verified"):
+    Scorer.load(out)
 
 
 @pytest.mark.skipif(not FRAPPE.is_file(), reason="../shared/data/ctr/frappe absent")

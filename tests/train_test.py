@@ -85,6 +85,20 @@ def test_sigterm_checkpoints_and_resume_is_bit_for_bit(tmp_path):
   assert ra[-1]["test/booster_loss"] == rb[-1]["test/booster_loss"]
 
 
+def test_sigterm_during_an_evaluation_stops_cleanly_and_resumes_exactly(tmp_path):
+  # the signal arrives at step 4, before that step's evaluation and checkpoint: the loop stops
+  # at its next check with the step already saved (it used to save step 4 twice and crash)
+  with pytest.raises(train.Interrupted, match="step 4"):
+    train.train_and_evaluate(small(), tmp_path / "resumed", callbacks=[sigterm_at(4)])
+  assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [4]
+  train.train_and_evaluate(small(), tmp_path / "resumed")
+  train.train_and_evaluate(small(), tmp_path / "straight")
+  a = restore_state(tmp_path / "straight", small())
+  b = restore_state(tmp_path / "resumed", small())
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_rerunning_a_finished_run_does_not_train_again(tmp_path):
   first = train.train_and_evaluate(small(num_train_steps=4), tmp_path)
   files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

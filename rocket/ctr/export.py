@@ -94,7 +94,6 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
   specs += [jax.ShapeDtypeStruct((len(req),), jnp.int32), jax.ShapeDtypeStruct((n, len(cand)), jnp.int32)]
   exported = jax.export.export(jax.jit(score))(*specs)
   (out / serving.SCORER_FILE).write_bytes(exported.serialize())
-  np.savez(out / serving.PARAMS_FILE, **{f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)})
   emb = params["shared"]["embedding"] if "shared" in params else params[net]["embedding"]
   manifest = {
       "net": net, "int8": int8, "dataset": run.config.dataset, "step": run.step,
@@ -104,6 +103,10 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
       "crosses": run.config.features.get("crosses", ""), "metrics": metrics or {},
       "exported_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "jax": jax.__version__,
   }
+  layout = np.frombuffer(serving.layout_digest(manifest).encode(), np.uint8)
+  np.savez(out / serving.PARAMS_FILE, **{f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)},
+           **{serving.LAYOUT_KEY: layout})
+  manifest["sha256"] = {f: serving.file_sha256(out / f) for f in (serving.SCORER_FILE, serving.PARAMS_FILE)}
   (out / serving.MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
   return manifest
 
