@@ -26,8 +26,6 @@ import time
 from typing import Any, Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-  sys.path.insert(0, str(ROOT))
 
 # CIFAR-10 per-channel statistics (in [0, 1]); only their shape matters for timing.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)

@@ -1,8 +1,8 @@
 """The WRN's 3x3 convolutions one by one: forward, input gradient (dx), weight gradient (dW).
 
-    python benchmarks/conv_kernels.py                   # all cores
-    taskset -c 0 python benchmarks/conv_kernels.py      # one core: is a kernel multi-threaded?
-    python benchmarks/conv_kernels.py \
+    python -m benchmarks.conv_kernels                   # all cores
+    taskset -c 0 python -m benchmarks.conv_kernels      # one core: is a kernel multi-threaded?
+    python -m benchmarks.conv_kernels \
         --xla_flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution
 
 Each part is its own jitted function of the same shapes the WRN-16-1 step uses (NHWC, HWIO,
@@ -14,14 +14,13 @@ kernels use more than one core.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
 from typing import Any
 
-if __package__ in (None, ""):
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.conv_kernels ...")
 
 from benchmarks import common  # noqa: E402
 

@@ -14,19 +14,18 @@ Under ``bottom`` the light net is the booster's stem and first two groups
 (``rocket.image_task.wrn_specs``), so that scheme is compared with its own light-alone step,
 ``light_bottom``: ``rocket_bottom / (light_bottom + booster)``.
 
-    python benchmarks/cotrain_vs_separate.py
-    python benchmarks/cotrain_vs_separate.py --quick
-    python benchmarks/cotrain_vs_separate.py --shares=interval,bottom,none
+    python -m benchmarks.cotrain_vs_separate
+    python -m benchmarks.cotrain_vs_separate --quick
+    python -m benchmarks.cotrain_vs_separate --shares=interval,bottom,none
 """
 
 from __future__ import annotations
 
-import pathlib
 import sys
 from typing import Any
 
-if __package__ in (None, ""):
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.cotrain_vs_separate ...")
 
 from benchmarks import common  # noqa: E402
 

@@ -9,9 +9,9 @@ on the trained values, so the nets come from a run of a few steps on the real da
 (``--workdir`` takes a finished run instead).  Prints p50/p99 per call and the ratio
 booster / light.
 
-    python benchmarks/ctr_latency.py                  # Frappe, N = 100 and 1000
-    python benchmarks/ctr_latency.py --quick          # a few calls (used by the tests)
-    python benchmarks/ctr_latency.py --workdir=/tmp/frappe_run --calls=5000
+    python -m benchmarks.ctr_latency                  # Frappe, N = 100 and 1000
+    python -m benchmarks.ctr_latency --quick          # a few calls (used by the tests)
+    python -m benchmarks.ctr_latency --workdir=/tmp/frappe_run --calls=5000
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 
-if __package__ in (None, ""):
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.ctr_latency ...")
 
 
 def parse(argv):

@@ -16,20 +16,19 @@ The data are the CIFAR-10 copy (``rocket.data.load_dataset``) when it can be fou
 else the synthetic set.  On a CPU the pipeline and the step share the same cores:
 the ratios are for each part run alone, except ``train_loop``.
 
-    python benchmarks/input_pipeline.py
-    python benchmarks/input_pipeline.py --quick
-    python benchmarks/input_pipeline.py --dataset=synthetic --method=light
+    python -m benchmarks.input_pipeline
+    python -m benchmarks.input_pipeline --quick
+    python -m benchmarks.input_pipeline --dataset=synthetic --method=light
 """
 
 from __future__ import annotations
 
-import pathlib
 import sys
 import time
 from typing import Any
 
-if __package__ in (None, ""):
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.input_pipeline ...")
 
 from benchmarks import common  # noqa: E402
 

@@ -12,9 +12,9 @@ and prints ``kd / rocket`` wall time.  Compilation is part of every run's time; 
 a persistent JAX compilation cache is configured (``JAX_COMPILATION_CACHE_DIR``),
 compilations may be served from it, and the script says so.
 
-    python benchmarks/kd_vs_rocket_time.py                  # WRN-16-1 / WRN-40-1, 100 steps each
-    python benchmarks/kd_vs_rocket_time.py --steps=300 --preset=cpu
-    python benchmarks/kd_vs_rocket_time.py --quick          # tiny synthetic runs
+    python -m benchmarks.kd_vs_rocket_time                  # WRN-16-1 / WRN-40-1, 100 steps each
+    python -m benchmarks.kd_vs_rocket_time --steps=300 --preset=cpu
+    python -m benchmarks.kd_vs_rocket_time --quick          # tiny synthetic runs
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import tempfile
 import time
 from typing import Any
 
-if __package__ in (None, ""):
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.kd_vs_rocket_time ...")
 
 from benchmarks import common  # noqa: E402
 

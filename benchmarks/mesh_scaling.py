@@ -10,8 +10,8 @@ batch 128; ``--quick``: WRN-10-1 + WRN-10-1, batch 32) and the rocket CTR step o
 Frappe-sized synthetic data (batch 1024, embedding tables row-sharded over ``model`` when N > 1
 is split as data=N/2 x model=2).
 
-    python benchmarks/mesh_scaling.py
-    python benchmarks/mesh_scaling.py --quick
+    python -m benchmarks.mesh_scaling
+    python -m benchmarks.mesh_scaling --quick
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import subprocess
 import sys
 import time
 
-if __package__ in (None, ""):
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.mesh_scaling ...")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def main(argv=None) -> dict:
   rows = []
   for n in [int(x) for x in args.devices.split(",")]:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "mesh_scaling.py"), f"--child={n}",
+    cmd = [sys.executable, "-m", "benchmarks.mesh_scaling", f"--child={n}",
            f"--steps={args.steps}", f"--repeats={args.repeats}"] + (["--quick"] if args.quick else [])
     t0 = time.time()
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)

@@ -1,8 +1,8 @@
 """Where one train step spends its time, op by op, from a ``jax.profiler`` trace (XLA:CPU).
 
-    python benchmarks/op_profile.py                         # light WRN-16-1, batch 128
-    taskset -c 0 python benchmarks/op_profile.py --batch_size=64 --net=rocket
-    python benchmarks/op_profile.py --xla_flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution
+    python -m benchmarks.op_profile                         # light WRN-16-1, batch 128
+    taskset -c 0 python -m benchmarks.op_profile --batch_size=64 --net=rocket
+    python -m benchmarks.op_profile --xla_flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution
 
 The step is the trainer's own (``common.build_step``). A few steps run under
 ``jax.profiler.trace(..., create_perfetto_trace=True)``; the script reads the Perfetto JSON,
@@ -33,8 +33,8 @@ import tempfile
 import time
 from typing import Any
 
-if __package__ in (None, ""):
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.op_profile ...")
 
 from benchmarks import common  # noqa: E402
 

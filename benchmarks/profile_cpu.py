@@ -11,10 +11,10 @@ convolution micro-benchmark: forward + backward of the WRN's 3x3 convolutions in
 NHWC/HWIO (what flax uses) vs NCHW/OIHW through ``lax.conv_general_dilated``, and in
 NHWC as an explicit im2col (9 shifted slices concatenated, one matmul).
 
-    python benchmarks/profile_cpu.py                        # all variants, light + rocket nets
-    python benchmarks/profile_cpu.py --variants=baseline,onednn,two_devices --nets=rocket
-    python benchmarks/profile_cpu.py --quick                # two variants, tiny nets
-    python benchmarks/profile_cpu.py --list
+    python -m benchmarks.profile_cpu                        # all variants, light + rocket nets
+    python -m benchmarks.profile_cpu --variants=baseline,onednn,two_devices --nets=rocket
+    python -m benchmarks.profile_cpu --quick                # two variants, tiny nets
+    python -m benchmarks.profile_cpu --list
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import tempfile
 import time
 from typing import Any
 
-if __package__ in (None, ""):
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.profile_cpu ...")
 
 from benchmarks import common  # noqa: E402
 
@@ -88,7 +88,7 @@ def parse(argv):
 
 def run_variant(name: str, args, tmp: pathlib.Path) -> dict[str, Any]:
   out = tmp / f"{name}_{time.monotonic_ns()}.json"
-  cmd = [sys.executable, str(common.ROOT / "benchmarks" / "train_step.py"), "--torch=off",
+  cmd = [sys.executable, "-m", "benchmarks.train_step", "--torch=off",
          f"--nets={args.nets}", f"--json_out={out}", *VARIANTS[name]]
   if args.quick:
     cmd.append("--quick")
@@ -96,7 +96,8 @@ def run_variant(name: str, args, tmp: pathlib.Path) -> dict[str, Any]:
     if getattr(args, k):
       cmd.append(f"--{k}={getattr(args, k)}")
   t0 = time.perf_counter()
-  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout_s, check=False)
+  proc = subprocess.run(cmd, cwd=common.ROOT, capture_output=True, text=True, timeout=args.timeout_s,
+                        check=False)
   wall = time.perf_counter() - t0
   if proc.returncode != 0 or not out.exists():
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]

@@ -12,5 +12,5 @@ if [ ${#names[@]} -eq 0 ]; then
 fi
 for name in "${names[@]}"; do
   echo "== $name ($(date -u '+%F %T') UTC, load $(cut -d' ' -f1 /proc/loadavg))"
-  python "benchmarks/$name.py" --json_out="$out/$name.json" 2>&1 | tee "$out/$name.txt"
+  python -m "benchmarks.$name" --json_out="$out/$name.json" 2>&1 | tee "$out/$name.txt"
 done

@@ -18,24 +18,23 @@ The JAX steps are built exactly as ``rocket.train.train_and_evaluate`` builds th
 for one step, the FLOP/s that achieves, and a measured float32 matmul FLOP/s of this
 machine for scale.
 
-    python benchmarks/train_step.py                 # full measurement (a few minutes on 2 cores)
-    python benchmarks/train_step.py --quick         # seconds; smoke test
-    python benchmarks/train_step.py --nets=rocket --compute_dtype=bfloat16 --torch=off
-    python benchmarks/train_step.py --xla_flags=--xla_cpu_use_onednn=true --torch=off
+    python -m benchmarks.train_step                 # full measurement (a few minutes on 2 cores)
+    python -m benchmarks.train_step --quick         # seconds; smoke test
+    python -m benchmarks.train_step --nets=rocket --compute_dtype=bfloat16 --torch=off
+    python -m benchmarks.train_step --xla_flags=--xla_cpu_use_onednn=true --torch=off
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import pathlib
 import sys
 import time
 import types
 from typing import Any
 
-if __package__ in (None, ""):
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m benchmarks.train_step ...")
 
 from benchmarks import common  # noqa: E402
 

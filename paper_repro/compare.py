@@ -1,6 +1,6 @@
 r"""Our sweep results next to the numbers of the Rocket Launching paper.
 
-    python paper_repro/compare.py --table=cifar10_methods \
+    python -m paper_repro.compare --table=cifar10_methods \
         --results=paper_repro/results/ablation_cifar10_cpu/runs.json \
         --out=paper_repro/results/ablation_cifar10_cpu/paper_table1.md
 
@@ -48,8 +48,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-  sys.path.insert(0, str(ROOT))
+if __package__ in (None, ""):  # run as a module, from the repository root
+  sys.exit("run it from the repository root as: python -m paper_repro.compare ...")
 
 from paper_repro import paper_numbers as pn  # noqa: E402
 
@@ -599,7 +599,7 @@ def compare_markdown(runs: list[dict], table: str = "all", title: str = "", sour
           f"Paper: {pn.PAPER}. Paper numbers: `paper_repro/paper_numbers.py` (where each was found)."]
   if source:
     head.append(f"Our results: `{source}`.")
-  head += [f"Written {time.strftime('%Y-%m-%d')} by `python paper_repro/compare.py "
+  head += [f"Written {time.strftime('%Y-%m-%d')} by `python -m paper_repro.compare "
            f"{' '.join(sys.argv[1:])}`." if sys.argv[0].endswith("compare.py") else
            f"Written {time.strftime('%Y-%m-%d')}.", ""]
   head += setup_lines(runs, "ctr" if ctr else "image")

@@ -309,7 +309,5 @@ def _versions() -> dict:
 
 
 if __name__ == "__main__":
-  if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
   define_flags()
   app.run(main)

@@ -8,7 +8,7 @@ from conftest import ROOT
 
 def test_ctr_latency_quick(tmp_path):
   out = tmp_path / "lat.json"
-  res = subprocess.run([sys.executable, "benchmarks/ctr_latency.py", "--quick", f"--json={out}"],
+  res = subprocess.run([sys.executable, "-m", "benchmarks.ctr_latency", "--quick", f"--json={out}"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert res.returncode == 0, res.stderr[-3000:]
   assert "booster/light" in res.stdout
@@ -21,7 +21,7 @@ def test_ctr_latency_quick(tmp_path):
 
 def test_mesh_scaling_quick(tmp_path):
   out = tmp_path / "mesh.json"
-  res = subprocess.run([sys.executable, "benchmarks/mesh_scaling.py", "--quick", "--devices=1,2",
+  res = subprocess.run([sys.executable, "-m", "benchmarks.mesh_scaling", "--quick", "--devices=1,2",
                         "--steps=1", "--repeats=1", f"--json={out}"],
                        cwd=ROOT, capture_output=True, text=True, timeout=400)
   assert res.returncode == 0, res.stderr[-3000:]

@@ -195,7 +195,7 @@ def test_xla_flags_refused_after_jax_started():
                                     "kd_vs_rocket_time", "profile_cpu", "op_profile",
                                     "conv_kernels"])
 def test_scripts_run_from_the_command_line(script):
-  proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--help"],
+  proc = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", "--help"], cwd=ROOT,
                         capture_output=True, text=True, timeout=60, check=False)
   assert proc.returncode == 0, proc.stderr
   assert "--quick" in proc.stdout

@@ -1,7 +1,6 @@
 import os
 import pathlib
 import tempfile
-import sys
 
 import pytest
 
@@ -13,7 +12,6 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 # Whole files of subprocesses, notebooks and benchmarks, and single tests that train for many

@@ -206,13 +206,13 @@ def test_runs_json_and_the_command_line(ablation_dir, tmp_path):
   with pytest.raises(FileNotFoundError):
     compare.load_runs(tmp_path)
   out = tmp_path / "t1.md"
-  cmd = [sys.executable, "paper_repro/compare.py", "--table=cifar10_methods",
+  cmd = [sys.executable, "-m", "paper_repro.compare", "--table=cifar10_methods",
          f"--results={tmp_path / 'res' / 'runs.json'}", f"--out={out}"]
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr[-3000:]
   assert "7.87" in out.read_text() and "27.50 ± 0.71" in out.read_text()
-  bad = subprocess.run(cmd[:2] + ["--table=nope", f"--results={tmp_path}"], cwd=ROOT, env=env,
+  bad = subprocess.run(cmd[:3] + ["--table=nope", f"--results={tmp_path}"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
   assert bad.returncode != 0 and "table" in bad.stderr
 
