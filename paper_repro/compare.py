@@ -52,6 +52,7 @@ if __package__ in (None, ""):  # run as a module, from the repository root
   sys.exit("run it from the repository root as: python -m paper_repro.compare ...")
 
 from paper_repro import paper_numbers as pn  # noqa: E402
+from rocket import report  # noqa: E402 -- json and statistics only; JAX is not imported
 
 SECTIONS = ("cifar10_methods", "cifar10_ablation", "cifar10_hints", "cifar100", "svhn", "ctr")
 TABLE_CHOICES = ("all", *SECTIONS, "depth")
@@ -95,7 +96,6 @@ def load_runs(path) -> list[dict]:
   p = pathlib.Path(path)
   if p.is_dir():
     if (p / "sweep.json").is_file():
-      from rocket import report  # noqa: PLC0415
 
       return report.collect(p)
     if not (p / "runs.json").is_file():
@@ -291,7 +291,6 @@ def paper_setting(section: str, row: dict | None) -> str:
 
 def our_values(run: dict, net: str, ctr: bool) -> dict:
   """Per-seed values of one net: image: error %; CTR: gauc and auc."""
-  from rocket import report  # noqa: PLC0415
 
   if ctr:
     s = report.summarize_ctr(run)
@@ -301,12 +300,7 @@ def our_values(run: dict, net: str, ctr: bool) -> dict:
   return {"err": s["light_final"] if net == "light" else s["booster"]}
 
 
-def fmt_ms(values, digits: int = 2) -> str:
-  if not values:
-    return "–"
-  if len(values) == 1:
-    return f"{values[0]:.{digits}f}"
-  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+fmt_ms = report.mean_std  # one formatter for mean ± std over seeds
 
 
 def fmt_median(values, digits: int = 2) -> str:
