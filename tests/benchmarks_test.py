@@ -193,7 +193,7 @@ def test_xla_flags_refused_after_jax_started():
 
 @pytest.mark.parametrize("script", ["train_step", "cotrain_vs_separate", "input_pipeline",
                                     "kd_vs_rocket_time", "profile_cpu", "op_profile",
-                                    "conv_kernels"])
+                                    "conv_kernels", "gpu_throughput"])
 def test_scripts_run_from_the_command_line(script):
   proc = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", "--help"], cwd=ROOT,
                         capture_output=True, text=True, timeout=60, check=False)
