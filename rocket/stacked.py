@@ -178,7 +178,11 @@ class Stack:
     self.t0 = time.time()
     self.epoch_seconds: list[float] = []
     self._pending: list = []  # (epoch, train metrics, eval sums or None, dispatch time)
-    self._window: list = []  # per-epoch train-metric means since the last evaluation
+    # per run, the train metrics summed over the steps since the last evaluation, and their count
+    # (the single-run format, kept in each checkpoint's meta so that a resume averages the same)
+    self._windows = [{"sums": dict(m.get("train_window", {}).get("sums", {})) if m else {},
+                      "count": int(m.get("train_window", {}).get("count", 0)) if m else 0}
+                     for _, m in restored]
     self.last_eval: list[dict] = [{} for _ in self.seeds]
     self.last_saved = step0 if step0 else None
 
@@ -294,15 +298,19 @@ class Stack:
           raise train.NonFiniteLossError(
               f"{wd}: non-finite {', '.join(bad)} in epoch {epoch}; training stopped and {where}. "
               f"Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
-      self._window.append({k: np.asarray(v, np.float64).mean(1) for k, v in m.items()})
+      for r, w in enumerate(self._windows):
+        for k, v in m.items():
+          w["sums"][k] = w["sums"].get(k, 0.0) + float(np.asarray(v[r], np.float64).sum())
+        w["count"] += self.steps_per_epoch
       if sums is None:
         continue
       sums = jax.device_get(sums)
-      window, self._window = self._window, []
       step = epoch * self.steps_per_epoch
       for r, wd in enumerate(self.workdirs):
+        w = self._windows[r]
         record = {"step": step, "epoch": float(epoch), "wall_time_s": round(self.elapsed(), 2)}
-        record.update({f"train/{k}": float(np.mean([w[k][r] for w in window])) for k in window[0]})
+        record.update({f"train/{k}": v / max(w["count"], 1) for k, v in w["sums"].items()})
+        self._windows[r] = {"sums": {}, "count": 0}
         record.update(self.to_record(run_slice(sums, r)))
         with (wd / "metrics.jsonl").open("a") as f:
           f.write(json.dumps(record) + "\n")
@@ -322,7 +330,7 @@ class Stack:
             f"{train._last_good(self.last_saved, ck.directory)}")
       ck.save(self.step, run_slice(self.states, r),
               {"arch": self.arch, "elapsed_s": self.elapsed(), "params": self.n_params,
-               "stacked": len(self.seeds)})
+               "stacked": len(self.seeds), "train_window": self._windows[r]})
     for ck in self._ckpts:
       ck.wait()
     self.last_saved = self.step
@@ -337,7 +345,7 @@ class Stack:
     cut = lambda t: None if t is None else jax.tree.map(lambda x: x[:n], t)  # noqa: E731
     self.states, self.teacher_vars = cut(self.states), cut(self.teacher_vars)
     self._compiled = {}  # new shapes: compiled again at the next dispatch
-    for name in ("seeds", "workdirs", "configs", "_ckpts", "last_eval"):
+    for name in ("seeds", "workdirs", "configs", "_ckpts", "last_eval", "_windows"):
       setattr(self, name, getattr(self, name)[:n])
     if self.teacher_summaries is not None:
       self.teacher_summaries = self.teacher_summaries[:n]

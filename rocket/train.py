@@ -678,8 +678,11 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
 
   t0 = time.time()
   elapsed = lambda: elapsed0 + time.time() - t0  # noqa: E731
-  meta_now = lambda: {"arch": arch, "elapsed_s": elapsed(), "params": n_params}  # noqa: E731
   window = _Window(first_pending_step=start_step)
+  if restored is not None and meta.get("train_window"):  # the train/* averages in progress
+    window.sums, window.count = dict(meta["train_window"]["sums"]), int(meta["train_window"]["count"])
+  meta_now = lambda: {"arch": arch, "elapsed_s": elapsed(), "params": n_params,  # noqa: E731
+                      "train_window": {"sums": window.sums, "count": window.count}}
   last_eval: dict[str, Any] = {}
   bar = None
   if config.progress_bar and jax.process_index() == 0:

@@ -83,6 +83,9 @@ def test_sigterm_checkpoints_and_resume_is_bit_for_bit(tmp_path):
   assert [r["step"] for r in rb] == [4, 8]
   assert ra[-1]["test/light_accuracy"] == rb[-1]["test/light_accuracy"]
   assert ra[-1]["test/booster_loss"] == rb[-1]["test/booster_loss"]
+  # the train/* averages of the record after the resume cover steps 5-8, as uninterrupted
+  assert {k: v for k, v in ra[-1].items() if k.startswith("train/")} == {
+      k: v for k, v in rb[-1].items() if k.startswith("train/")}
 
 
 def test_sigterm_during_an_evaluation_stops_cleanly_and_resumes_exactly(tmp_path):
