@@ -100,6 +100,21 @@ def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None, resumable
   return todo
 
 
+def fewer_seeds(stacks, need: float, have: float, dropped: dict, why: str) -> bool:
+  """Keeps ``floor(R * have / need)`` (at least 1) seeds in every stack when ``need`` seconds
+  exceed ``have``; the others stay checkpointed (recorded in ``dropped``). Whether it cut."""
+  n = len(stacks[0].seeds)
+  if need <= have or n <= 1:
+    return False
+  keep = max(1, int(n * have / need))
+  say(f"{why}, {have:.0f} s left: keeping {keep} of {n} seeds per stack (the rest stay "
+      f"checkpointed at epoch {stacks[0].epoch})")
+  for s in stacks:
+    dropped.update({f"{s.label}/seed{x}": s.epoch for x in s.seeds[keep:]})
+    s.keep(keep)
+  return True
+
+
 def unpack_resume(folder: pathlib.Path, workdir: pathlib.Path) -> dict[str, list[int]]:
   """Extracts every ``resume_<run>.tar`` of ``folder`` into ``workdir``; ``{run: [seeds]}``."""
   found: dict[str, list[int]] = {}
@@ -221,14 +236,7 @@ def main(argv):
     costly = max(stacks, key=lambda s: s.n_params["total"])
     need = min(probe.values()) * costly.steps_per_epoch * (costly.num_epochs - costly.epoch)
     have = deadline - time.time() - 60  # the compiles
-    n = len(costly.seeds)
-    if need > have and n > 1:
-      keep = max(1, int(n * have / need))
-      say(f"probe: {costly.label} alone needs ~{need:.0f} s for its {n} seeds, {have:.0f} s left: "
-          f"keeping {keep} seed(s) per stack")
-      for s in stacks:
-        dropped.update({f"{s.label}/seed{x}": s.epoch for x in s.seeds[keep:]})
-        s.keep(keep)
+    fewer_seeds(stacks, need, have, dropped, f"probe: {costly.label} alone needs ~{need:.0f} s")
 
   # 2. compile every stack's programs side by side
   t = time.time()
@@ -267,15 +275,8 @@ def main(argv):
                     if s.last_eval[0].get("epoch") == s.epoch))
     if measured >= 2 and left_epochs:
       need = left_epochs * rounds[-1] * 1.02
-      have = deadline - time.time()
-      n = len(active[0].seeds)
-      if need > have and n > 1:
-        keep = max(1, int(n * have / need))
-        say(f"projected {need:.0f} s for {left_epochs} epochs but {have:.0f} s left: keeping "
-            f"{keep} of {n} seeds per stack (the rest stay checkpointed at epoch {head.epoch})")
-        for s in active:
-          dropped.update({f"{s.label}/seed{x}": s.epoch for x in s.seeds[keep:]})
-          s.keep(keep)
+      if fewer_seeds(active, need, deadline - time.time(), dropped,
+                     f"projected {need:.0f} s for {left_epochs} epochs"):
         measured = 0
   for s in stacks:
     if s.done:

@@ -95,3 +95,23 @@ def test_campaign_refuses_a_run_with_a_teacher(tmp_path):
        f"--sweep={tmp_path / 'sweep.py'}", "--runs=p__kd", f"--workdir={tmp_path}"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert r.returncode != 0 and "learns from a teacher run" in r.stderr
+
+
+def test_fewer_seeds_keeps_what_fits_in_every_stack():
+  from paper_repro import gpu_campaign
+
+  class FakeStack:
+    def __init__(self, label):
+      self.label, self.seeds, self.epoch = label, [0, 1, 2], 2
+
+    def keep(self, n):
+      self.seeds = self.seeds[:n]
+
+  stacks, dropped = [FakeStack("a"), FakeStack("b")], {}
+  assert not gpu_campaign.fewer_seeds(stacks, need=100, have=120, dropped=dropped, why="fits")
+  assert gpu_campaign.fewer_seeds(stacks, need=300, have=210, dropped=dropped, why="too slow")
+  assert [s.seeds for s in stacks] == [[0, 1], [0, 1]]
+  assert dropped == {"a/seed2": 2, "b/seed2": 2}
+  assert gpu_campaign.fewer_seeds(stacks, need=1000, have=10, dropped=dropped, why="far too slow")
+  assert [s.seeds for s in stacks] == [[0], [0]]  # never below one seed
+  assert not gpu_campaign.fewer_seeds(stacks, need=1000, have=10, dropped=dropped, why="one left")
