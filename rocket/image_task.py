@@ -14,6 +14,7 @@ import optax
 
 from rocket import input_pipeline, losses, methods, tasks
 from rocket.data import Dataset, load_dataset
+from rocket.data.loaders import data_depends_on_seed
 from rocket.models.rocket import RocketNet, check_share_name, check_sharing, light_spec
 from rocket.models.wrn import WRNSpec, check_init
 from rocket.train import DTYPES, TrainState
@@ -101,6 +102,9 @@ class ImageTask(tasks.Task):
     step = jax.jit(make_eval_step(config, model, ds.mean, ds.std), out_shardings=replicated)
     bs = tasks.eval_batch_size(config, sharding)
     return lambda state: evaluate_test_set(step, state, ds, bs, sharding)
+
+  def data_depends_on_seed(self, config):
+    return data_depends_on_seed(config)
 
   def device_evaluator(self, config, model, ds):
     """``(test_arrays, sums_fn, to_record)``: ``sums_fn(state, *test_arrays)`` evaluates the whole

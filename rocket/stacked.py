@@ -33,7 +33,6 @@ import numpy as np
 from rocket import checkpoint as ckpt_lib
 from rocket import input_pipeline, methods, tasks, train
 from rocket.config_util import ConfigError, apply_overrides
-from rocket.data.loaders import data_depends_on_seed
 
 
 def stack_trees(trees: Sequence[Any]):
@@ -92,11 +91,11 @@ class Stack:
     self.method = methods.get_method(config.method)
     if jax.process_count() > 1:
       raise ConfigError("stacked runs use one process; train multi-host runs with rocket.main")
-    if len(self.seeds) > 1 and data_depends_on_seed(config):
+    task = self.task = tasks.get_task(config)
+    if len(self.seeds) > 1 and task.data_depends_on_seed(config):
       raise ConfigError("the runs of this stack would train on different data (train_subset or "
                         "synthetic images are drawn with the run's seed): set config.data_seed "
                         "to give them the same data, or train them one at a time")
-    task = self.task = tasks.get_task(config)
     ds = self.ds = task.load(config)
     x_train, y_train = task.train_arrays(ds)
     self.n_train = len(y_train)

@@ -52,6 +52,12 @@ class Task:
   def make_evaluator(self, config, model, data, sharding) -> Callable: ...
   def headline(self, record: dict) -> str: ...
 
+  def data_depends_on_seed(self, config) -> bool:
+    """Whether runs that differ only in ``seed`` train on different data (then they cannot be
+    stacked); default: no."""
+    del config
+    return False
+
   def device_evaluator(self, config, model, data):
     """``(test_arrays, sums_fn, to_record)`` for evaluation inside one jitted program (stacked
     runs, :mod:`rocket.stacked`); a task without one cannot be stacked."""
