@@ -100,8 +100,13 @@ class CriteoFormat(Format):
     return 1 + len(self.INT) + len(self.CAT)
 
   def parse(self, tokens):
-    labels = _labels(tokens[:, 0])
-    ints = [bucketize_log2(tokens[:, 1 + j]) for j in range(len(self.INT))]
+    labels = _labels(tokens[:, 0], "column 1 (label)")
+    ints = []
+    for j, name in enumerate(self.INT):
+      try:
+        ints.append(bucketize_log2(tokens[:, 1 + j]))
+      except ValueError as e:
+        raise DatasetError(f"column {2 + j} ({name}) must be a number or empty: {e}") from None
     cats = [tokens[:, 1 + len(self.INT) + j] for j in range(len(self.CAT))]
     return Chunk(labels, np.zeros(len(labels), np.int64), ints + cats)
 
@@ -133,8 +138,8 @@ class AvazuFormat(Format):
 
   def parse(self, tokens):
     col = lambda c: tokens[:, self.pos[c]]
-    labels = _labels(col("click"))
-    hour_of_day, weekday = _avazu_time(col("hour"))
+    labels = _labels(col("click"), f"column {self.pos['click'] + 1} (click)")
+    hour_of_day, weekday = _avazu_time(col("hour"), f"column {self.pos['hour'] + 1} (hour)")
     dev_id = col("device_id")
     ip_model = np.char.add(np.char.add(col("device_ip"), b"-"), col("device_model"))
     user = np.where(dev_id == AVAZU_ANON_DEVICE.encode(), ip_model, dev_id)
@@ -145,17 +150,17 @@ class AvazuFormat(Format):
 FORMATS = {"criteo": CriteoFormat, "avazu": AvazuFormat}
 
 
-def _labels(tokens: np.ndarray) -> np.ndarray:
+def _labels(tokens: np.ndarray, column: str) -> np.ndarray:
   try:
     labels = tokens.astype(np.float32)
   except ValueError as e:
-    raise DatasetError(f"bad label in the data file: {e}") from e
+    raise DatasetError(f"{column}: the label must be 0 or 1: {e}") from None
   if labels.size and not np.isin(labels, (0.0, 1.0)).all():
-    raise DatasetError(f"labels must be 0 or 1, found {np.unique(labels)[:5]}")
+    raise DatasetError(f"{column}: the label must be 0 or 1, found {np.unique(labels)[:5]}")
   return labels
 
 
-def _avazu_time(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _avazu_time(tokens: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
   """YYMMDDHH -> (hour of day, weekday with Monday = 0), parsed once per unique value."""
   uniq, inv = np.unique(tokens, return_inverse=True)
   hours, days = np.zeros(len(uniq), np.int64), np.zeros(len(uniq), np.int64)
@@ -165,7 +170,7 @@ def _avazu_time(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
       hours[i] = int(t[6:8])
       days[i] = datetime.date(2000 + int(t[:2]), int(t[2:4]), int(t[4:6])).weekday()
     except ValueError as e:
-      raise DatasetError(f"avazu: bad hour value {t!r} (want YYMMDDHH)") from e
+      raise DatasetError(f"{column}: bad hour value {t!r} (want YYMMDDHH)") from e
   return hours[inv.ravel()], days[inv.ravel()]
 
 
@@ -209,7 +214,7 @@ def iter_chunks(fmt: Format, path: pathlib.Path, chunk_rows: int) -> Iterator[Ch
       lines = list(itertools.islice(f, chunk_rows))
       if not lines:
         return
-      first_line = line_no
+      numbers = [line_no + i for i, line in enumerate(lines) if line.strip()]
       line_no += len(lines)
       lines = [line.rstrip(b"\r\n") for line in lines if line.strip()]
       if not lines:
@@ -218,9 +223,18 @@ def iter_chunks(fmt: Format, path: pathlib.Path, chunk_rows: int) -> Iterator[Ch
       c = fmt.num_columns
       if len(tokens) != len(lines) * c:
         bad = next(i for i, line in enumerate(lines) if len(line.split(delim)) != c)
-        raise DatasetError(f"{path}: a row near line {first_line + bad} has "
-                           f"{len(lines[bad].split(delim))} columns, expected {c}")
-      yield fmt.parse(np.array(tokens, dtype=bytes).reshape(len(lines), c))
+        raise DatasetError(f"{path}, line {numbers[bad]}: {len(lines[bad].split(delim))} columns, "
+                           f"expected {c}")
+      rows = np.array(tokens, dtype=bytes).reshape(len(lines), c)
+      try:
+        yield fmt.parse(rows)
+      except DatasetError as e:  # find the first bad row, for its line number
+        for i in range(len(lines)):
+          try:
+            fmt.parse(rows[i:i + 1])
+          except DatasetError as row_error:
+            raise DatasetError(f"{path}, line {numbers[i]}, {row_error}") from None
+        raise DatasetError(f"{path}, lines {numbers[0]}-{numbers[-1]}: {e}") from None
 
 
 def encode_chunk(fmt: Format, chunk: Chunk, vocabs: list[Vocab] | None, hash_buckets: int) -> np.ndarray:

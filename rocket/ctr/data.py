@@ -144,6 +144,26 @@ def find_file(name: str, filename: str, data_dir: str = "") -> pathlib.Path:
   raise not_found(name, filename, tried)
 
 
+VERIFY = "the file is damaged or not this dataset's: check it with `python ../shared/data/verify.py`"
+
+
+def read_npz(path: pathlib.Path, keys, same_length=()) -> dict[str, np.ndarray]:
+  """The arrays ``keys`` of an npz file; a :class:`DatasetError` naming the file when it cannot be
+  read (truncated, not a zip, a key missing) or when arrays of ``same_length`` groups (one row
+  per example) differ in length."""
+  try:
+    with np.load(path) as z:
+      out = {k: z[k] for k in keys}
+  except Exception as e:  # noqa: BLE001 -- zipfile.BadZipFile, EOFError, OSError, KeyError, ...
+    raise DatasetError(f"cannot read {path} ({type(e).__name__}: {e}); {VERIFY}") from None
+  for group in same_length:
+    lengths = {k: len(out[k]) for k in group}
+    if len(set(lengths.values())) > 1:
+      raise DatasetError(f"{path}: arrays with one row per example differ in length ({lengths}); "
+                         f"{VERIFY}")
+  return out
+
+
 def random_split(n: int, seed: int = SPLIT_SEED, fractions=(0.8, 0.1)) -> tuple[np.ndarray, ...]:
   """Index arrays (each sorted) of a seeded random train/valid/test split of ``n`` rows."""
   perm = np.random.default_rng(seed).permutation(n)
@@ -191,13 +211,15 @@ FRAPPE_SIDES = {"user": "user", "item": "item"}  # the other 8 fields are contex
 def load_frappe(data_dir: str = "", opts: FeatureOptions | None = None) -> CTRDataset:
   opts = opts or FeatureOptions()
   path = find_file("frappe", FRAPPE_FILE, data_dir)
-  try:
-    with np.load(path) as z:
-      names = [str(n) for n in z["field_names"]]
-      x = np.concatenate([z["validation_x"], z["test_x"]]).astype(np.int64)
-      y = np.concatenate([z["validation_y"], z["test_y"]]).astype(np.float32)
-  except (OSError, KeyError, ValueError) as e:
-    raise DatasetError(f"cannot read {path}: {e}. Check it with `python ../shared/data/verify.py`.") from e
+  z = read_npz(path, ("field_names", "validation_x", "validation_y", "test_x", "test_y"),
+               same_length=(("validation_x", "validation_y"), ("test_x", "test_y")))
+  names = [str(n) for n in z["field_names"]]
+  if z["validation_x"].ndim != 2 or z["validation_x"].shape[1] != len(names) or (
+      z["test_x"].ndim != 2 or z["test_x"].shape[1] != len(names)):
+    raise DatasetError(f"{path}: validation_x/test_x must have one column per field name "
+                       f"({len(names)}); {VERIFY}")
+  x = np.concatenate([z["validation_x"], z["test_x"]]).astype(np.int64)
+  y = np.concatenate([z["validation_y"], z["test_y"]]).astype(np.float32)
   splits = dict(zip(("train", "valid", "test"), random_split(len(y))))
   columns = {s: [x[idx, f] for f in range(x.shape[1])] for s, idx in splits.items()}
   ids, sizes = encode_fields(names, columns, opts)
@@ -244,12 +266,9 @@ def first_genres(genres: np.ndarray, k: int = 3) -> np.ndarray:
 def load_movielens(data_dir: str = "", opts: FeatureOptions | None = None) -> CTRDataset:
   opts = opts or FeatureOptions()
   path = find_file("movielens", MOVIELENS_FILE, data_dir)
-  try:
-    with np.load(path) as z:
-      d = {k: z[k] for k in ("user_id", "item_id", "timestamp", "label", "user_age", "user_gender_male",
-                             "user_occupation", "user_zip", "item_genres")}
-  except (OSError, KeyError, ValueError) as e:
-    raise DatasetError(f"cannot read {path}: {e}. Check it with `python ../shared/data/verify.py`.") from e
+  keys = ("user_id", "item_id", "timestamp", "label", "user_age", "user_gender_male",
+          "user_occupation", "user_zip", "item_genres")
+  d = read_npz(path, keys, same_length=(keys,))
   users = d["user_id"].astype(np.int64)
   genres = first_genres(d["item_genres"])
   raw = [("user", users, "user"),

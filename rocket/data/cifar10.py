@@ -60,10 +60,26 @@ def decode_npz(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
   except Exception as e:  # noqa: BLE001 -- any read failure gets the same advice
     raise DatasetError(f"cannot read {path}: {e}. Check it with "
                        "`python ../shared/data/verify.py`.") from e
+  advice = ("the file is damaged or not the shared CIFAR-10 copy: check it with "
+            "`python ../shared/data/verify.py`")
+  if len(offsets) != len(labels) + 1 or np.any(np.diff(offsets) <= 0) or offsets[-1] > len(data):
+    raise DatasetError(f"{path}: {len(labels)} labels need {len(labels) + 1} increasing image offsets "
+                       f"within the data, found {len(offsets)}; {advice}")
   blobs = [data[offsets[i]:offsets[i + 1]].tobytes() for i in range(len(labels))]
+
+  def decode(i):
+    try:
+      return _decode_one(blobs[i])
+    except Exception as e:  # noqa: BLE001 -- PIL raises several types for a bad image
+      raise DatasetError(f"{path}: image {i} (bytes {offsets[i]}-{offsets[i + 1]}) is not a readable "
+                         f"JPEG ({type(e).__name__}: {e}); {advice}") from None
+
   with futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-    images = np.stack(list(pool.map(_decode_one, blobs, chunksize=512)))
-  return images, labels.astype(np.int32)
+    images = list(pool.map(decode, range(len(labels)), chunksize=512))
+  shapes = {im.shape for im in images}
+  if len(shapes) > 1:
+    raise DatasetError(f"{path}: images of different sizes {sorted(shapes)[:3]}; {advice}")
+  return np.stack(images), labels.astype(np.int32)
 
 
 def _cache_path(cache_dir: str, src: pathlib.Path) -> pathlib.Path:
