@@ -286,26 +286,26 @@ def build_step(name: str, config, *, num_classes: int = 10, image_shape=(32, 32,
   import numpy as np  # noqa: PLC0415
   from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
 
-  from rocket import image_task, input_pipeline, train  # noqa: PLC0415
+  from rocket import input_pipeline, train  # noqa: PLC0415
+  from rocket.data import Dataset  # noqa: PLC0415
 
   train.validate_config(config)
   b = config.batch_size
-  spe = steps_per_epoch or max(1, 50000 // b)
-  total = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe
-  mesh = train.make_mesh()
-  data_sharding = NamedSharding(mesh, P("data"))
-  model = image_task.build_model(config, num_classes)
-  tx, schedule = train.create_optimizer(config, total, spe)
-  state = train.init_state(model, tx, image_shape, config.seed, mesh)
-  prepare = image_task.image_prepare(config, np.asarray(mean, np.float32), np.asarray(std, np.float32))
-  fn = train.make_train_step(config, model, tx, schedule, prepare, spe)
-  jitted = jax.jit(fn, donate_argnums=0) if donate else jax.jit(fn)
   if data is None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(b, *image_shape), dtype=np.uint8)
     labels = rng.integers(0, num_classes, size=(b,)).astype(np.int32)
   else:
     images, labels = data[0][:b], data[1][:b]
+  # the trainer's own assembly (train.run_setup), on a dataset holding this one batch
+  ds = Dataset("benchmark", images, labels, images, labels, num_classes,
+               np.asarray(mean, np.float32), np.asarray(std, np.float32))
+  setup = train.run_setup(config, ds, steps_per_epoch=steps_per_epoch or max(1, 50000 // b))
+  mesh = train.make_mesh()
+  data_sharding = NamedSharding(mesh, P("data"))
+  state = train.init_state(setup.model, setup.tx, setup.input_shape, config.seed, mesh)
+  fn = setup.train_step(config, ds)
+  jitted = jax.jit(fn, donate_argnums=0) if donate else jax.jit(fn)
   images, labels = input_pipeline.global_batch(data_sharding, images, labels)
   t0 = time.perf_counter()
   compiled = jitted.lower(state, images, labels, None).compile()  # jitted() reuses this executable

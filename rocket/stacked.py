@@ -99,17 +99,12 @@ class Stack:
     ds = self.ds = task.load(config)
     x_train, y_train = task.train_arrays(ds)
     self.n_train = len(y_train)
-    bs = config.batch_size
-    if self.n_train < bs:
-      raise ConfigError(f"the training set has {self.n_train} examples, fewer than batch_size={bs}")
-    spe = self.steps_per_epoch = self.n_train // bs
-    if config.num_train_steps > 0:
-      if config.num_train_steps % spe:
-        raise ConfigError(f"stacked runs train whole epochs: num_train_steps="
-                          f"{config.num_train_steps} is not a multiple of {spe} steps per epoch")
-      self.num_epochs = config.num_train_steps // spe
-    else:
-      self.num_epochs = config.num_epochs
+    setup = train.run_setup(config, ds)
+    spe = self.steps_per_epoch = setup.steps_per_epoch
+    if setup.total_steps % spe:
+      raise ConfigError(f"stacked runs train whole epochs: num_train_steps="
+                        f"{config.num_train_steps} is not a multiple of {spe} steps per epoch")
+    self.num_epochs = setup.total_steps // spe
     if config.eval_every_steps:
       if config.eval_every_steps % spe:
         raise ConfigError(f"stacked runs evaluate at epoch ends: eval_every_steps="
@@ -117,23 +112,18 @@ class Stack:
       self.eval_every = config.eval_every_steps // spe
     else:
       self.eval_every = max(1, int(round(config.eval_every_epochs)))
-    total_steps = self.num_epochs * spe
-
     device = jax.devices()[0]
     self.mesh = jax.sharding.Mesh(np.array([device]).reshape(1, 1), ("data", "model"))
-    model = self.model = task.build_model(config, ds)
-    tx, schedule = train.create_optimizer(config, total_steps, spe)
-    shape, dtype = task.input_spec(ds)
-    init = train.state_initializer(model, tx, shape, dtype)
-    self.arch = train.arch_fingerprint(config, ds)
+    model = self.model = setup.model
+    init = setup.initializer()
+    self.arch = setup.arch
     self.teacher_vars = self.teacher_summaries = teacher_model = None
     if self.method.needs_teacher:
       loaded = [train.load_teacher(c, ds, self.mesh) for c in self.configs]
       teacher_model = loaded[0][0]
       self.teacher_vars = stack_trees([t[1] for t in loaded])
       self.teacher_summaries = [t[2] for t in loaded]
-    step_fn = train.make_train_step(config, model, tx, schedule, task.prepare_fn(config, ds),
-                                    steps_per_epoch=spe, teacher_model=teacher_model)
+    step_fn = setup.train_step(config, ds, teacher_model)
     try:
       self.test_arrays, eval_sums, self.to_record = task.device_evaluator(config, model, ds)
     except NotImplementedError as e:

@@ -124,6 +124,48 @@ def arch_fingerprint(config, data) -> dict[str, Any]:
   return tasks.get_task(config).arch(config, data)
 
 
+@dataclasses.dataclass(frozen=True)
+class RunSetup:
+  """What a run of a config trains on its data, before any state exists: the one place where the
+  model, optimizer, schedule and step counts are assembled (:func:`train_and_evaluate`,
+  :mod:`rocket.stacked` and the benchmarks all start here)."""
+  task: Any
+  model: Any
+  tx: optax.GradientTransformation
+  schedule: Callable
+  steps_per_epoch: int
+  total_steps: int
+  input_shape: tuple
+  input_dtype: Any
+  arch: dict
+
+  def initializer(self) -> Callable:
+    """``key -> TrainState`` (:func:`state_initializer`)."""
+    return state_initializer(self.model, self.tx, self.input_shape, self.input_dtype)
+
+  def train_step(self, config, data, teacher_model=None) -> Callable:
+    """The pure train step (:func:`make_train_step`) with the task's batch preparation."""
+    return make_train_step(config, self.model, self.tx, self.schedule,
+                           self.task.prepare_fn(config, data), self.steps_per_epoch, teacher_model)
+
+
+def run_setup(config, data, steps_per_epoch: int | None = None) -> RunSetup:
+  """The :class:`RunSetup` of ``config`` on ``data`` (``steps_per_epoch``: given instead of the
+  training set's size over the batch, e.g. by a benchmark that holds one batch)."""
+  task = tasks.get_task(config)
+  if steps_per_epoch is None:
+    n_train = len(task.train_arrays(data)[1])
+    if n_train < config.batch_size:
+      raise ConfigError(f"the training set has {n_train} examples, fewer than batch_size="
+                        f"{config.batch_size}")
+    steps_per_epoch = n_train // config.batch_size
+  total = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
+  tx, schedule = create_optimizer(config, total, steps_per_epoch)
+  shape, dtype = task.input_spec(data)
+  return RunSetup(task, task.build_model(config, data), tx, schedule, steps_per_epoch, total,
+                  tuple(shape), dtype, arch_fingerprint(config, data))
+
+
 def create_optimizer(config, total_steps: int, steps_per_epoch: int):
   """SGD (Nesterov; default), Adam or Adagrad, + L2 weight decay + optional clipping.
 
@@ -627,22 +669,15 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
   ds = task.load(config)
   method = methods.get_method(config.method)
   train_inputs, train_labels = task.train_arrays(ds)
-  n_train = len(train_labels)
-  if n_train < config.batch_size:
-    raise ConfigError(f"the training set has {n_train} examples, fewer than batch_size="
-                     f"{config.batch_size}")
-  spe = n_train // config.batch_size
-  total_steps = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * spe
+  setup = run_setup(config, ds)
+  spe, total_steps, model, arch = setup.steps_per_epoch, setup.total_steps, setup.model, setup.arch
   eval_every = config.eval_every_steps or max(1, int(round(config.eval_every_epochs * spe)))
 
   mesh = make_mesh(config)
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
-  model = task.build_model(config, ds)
-  tx, schedule = create_optimizer(config, total_steps, spe)
-  input_shape, input_dtype = task.input_spec(ds)
-  state = init_state(model, tx, input_shape, config.seed, mesh, input_dtype, task.row_sharded)
-  arch = arch_fingerprint(config, ds)
+  state = init_state(model, setup.tx, setup.input_shape, config.seed, mesh, setup.input_dtype,
+                     task.row_sharded)
   n_params = count_params(state.params)
   teacher_model = teacher_vars = teacher_summary = None
   if method.needs_teacher:
@@ -668,8 +703,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
 
   state_sh = state_shardings(state, mesh, task.row_sharded)
   teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh, task.row_sharded)
-  train_step = jax.jit(make_train_step(config, model, tx, schedule, task.prepare_fn(config, ds),
-                                       steps_per_epoch=spe, teacher_model=teacher_model),
+  train_step = jax.jit(setup.train_step(config, ds, teacher_model),
                        in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
                        out_shardings=(state_sh, replicated), donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
