@@ -131,8 +131,13 @@ def main(argv):
     print(json.dumps(result, indent=1, sort_keys=True))
 
 
-if __name__ == "__main__":
-  from rocket.cli import parse_flags
+def run() -> None:
+  """The console script ``rocket-train`` (the same as ``python -m rocket.main``)."""
+  from rocket.cli import parse_flags  # noqa: PLC0415
 
   define_flags()
   app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -287,6 +287,11 @@ def main(argv):
     raise app.UsageError(str(e)) from e
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The console script ``rocket-report`` (the same as ``python -m rocket.report``)."""
   define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

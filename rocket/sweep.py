@@ -141,8 +141,13 @@ def main(argv):
     sys.exit(1)
 
 
-if __name__ == "__main__":
-  from rocket.cli import parse_flags
+def run() -> None:
+  """The console script ``rocket-sweep`` (the same as ``python -m rocket.sweep``)."""
+  from rocket.cli import parse_flags  # noqa: PLC0415
 
   define_flags()
   app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run()

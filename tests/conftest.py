@@ -17,7 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Whole files of subprocesses, notebooks and benchmarks, and single tests that train for many
 # steps: `python -m pytest -q -m "not slow"` is the fast lane; CI runs everything.
 SLOW_FILES = {"main_test.py", "multidevice_test.py", "notebooks_test.py", "bench_quick_test.py",
-              "benchmarks_test.py", "sweep_report_test.py", "ctr_report_test.py"}
+              "benchmarks_test.py", "sweep_report_test.py", "ctr_report_test.py",
+              "cli_scripts_test.py"}
 SLOW_TESTS = {"test_sigterm_checkpoints_and_resume_is_bit_for_bit",
               "test_sigterm_during_an_evaluation_stops_cleanly_and_resumes_exactly",
               "test_teacher_is_reused_not_retrained",

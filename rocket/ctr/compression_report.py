@@ -163,6 +163,11 @@ def main(argv):
     raise app.UsageError(str(e)) from e
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The console script ``rocket-compression-report`` (``python -m rocket.ctr.compression_report``)."""
   define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -165,6 +165,11 @@ def main(argv):
                                              "request_fields", "candidate_fields")}, indent=1))
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The console script ``rocket-export`` (the same as ``python -m rocket.ctr.export``)."""
   define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()
