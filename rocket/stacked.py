@@ -15,7 +15,8 @@ orbax checkpoints, ``final.json``): ``rocket.main`` resumes a stacked run's chec
 resumes single runs' ones, and ``rocket.report`` / ``paper_repro/compare.py`` read them unchanged.
 
 Limits: one device; the runs of a stack differ only in ``seed``; ``eval_every_epochs`` and the
-run length are whole epochs; teachers (KD, AT, rocket+KD) are finished runs, one per seed.
+run length are whole epochs. Teachers (KD, AT, rocket+KD) are finished runs: a ``{seed}`` in
+``config.teacher_workdir`` (``.../booster/seed{seed}``) gives each seed its own.
 """
 
 from __future__ import annotations
@@ -81,7 +82,10 @@ class Stack:
       raise ConfigError(f"run_axis must be one of {RUN_AXES}, got {run_axis!r}")
     self.run_axis = default_run_axis() if run_axis == "auto" else run_axis
     self.scan_epochs = default_scan_epochs() if scan_epochs is None else scan_epochs
-    self.configs = [apply_overrides(config, {"seed": int(s)}) for s in seeds]
+    # a "{seed}" in teacher_workdir gives each seed its own finished teacher run
+    self.configs = [apply_overrides(config, {"seed": int(s), **(
+        {"teacher_workdir": config.teacher_workdir.replace("{seed}", str(int(s)))}
+        if "{seed}" in config.get("teacher_workdir", "") else {})}) for s in seeds]
     for c in self.configs:
       train.validate_config(c)
     self.seeds = [int(s) for s in seeds]

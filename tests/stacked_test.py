@@ -100,3 +100,21 @@ def test_stack_refuses_what_it_cannot_train(tmp_path):
     stacked.train_stack(tiny(data_seed=-1), (1, 2), [tmp_path / "x", tmp_path / "y"])
   with pytest.raises(ConfigError, match="one workdir per seed"):
     stacked.train_stack(tiny(), (1, 2), [tmp_path / "x"])
+
+
+@pytest.mark.slow
+def test_a_kd_stack_takes_each_seeds_own_teacher(tmp_path):
+  teacher = tiny("booster")
+  for s in SEEDS:
+    train.train_and_evaluate(apply_overrides(teacher, {"seed": s}), tmp_path / f"booster{s}")
+  kd = tiny("kd", teacher_workdir=str(tmp_path / "booster{seed}"))
+  finals = stacked.train_stack(kd, SEEDS, [tmp_path / f"kd{s}" for s in SEEDS])
+  for s, f in zip(SEEDS, finals):
+    own = json.loads((tmp_path / f"booster{s}" / "final.json").read_text())
+    assert f["teacher"]["test/booster_accuracy"] == own["test/booster_accuracy"]
+    assert json.loads((tmp_path / f"kd{s}" / "config.json").read_text())["teacher_workdir"] == str(
+        tmp_path / f"booster{s}")
+  single = tmp_path / "single"
+  train.train_and_evaluate(apply_overrides(kd, {"seed": SEEDS[1], "teacher_workdir": str(
+      tmp_path / f"booster{SEEDS[1]}")}), single)
+  assert_same_run(single, tmp_path / f"kd{SEEDS[1]}")
