@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 
@@ -391,3 +392,22 @@ def test_every_sweep_file_names_real_config_fields(file):
     else:
       assert not run.get("teacher"), (file, run["name"])
     train.validate_config(config)  # ValueError if the trainer would refuse it
+
+
+def test_readme_figure_and_table_come_from_the_committed_results(tmp_path):
+  from paper_repro import readme_figure
+
+  readme_figure.main(tmp_path / "fig.png")
+  assert (tmp_path / "fig.png").stat().st_size > 10_000
+  readme = (ROOT / "README.md").read_text()
+  # the table's numbers are the committed results' (a stale README fails here)
+  row = next(line for line in readme.splitlines() if "epoch 100 of 200" in line)
+  x, light = readme_figure.gpu_curve("wrn16-1_40-1__light")
+  _, rocket = readme_figure.gpu_curve("wrn16-1_40-1__rocket")
+  i = x.index(100.0)
+  assert f"| {light[i]:.2f} | {rocket[i]:.2f} |" in row
+  cpu = readme_figure.cpu_errors()
+  assert f"{statistics.mean(cpu['light']):.2f} ± {statistics.stdev(cpu['light']):.2f}" in readme
+  assert f"{statistics.mean(cpu['rocket']):.2f} ± {statistics.stdev(cpu['rocket']):.2f}" in readme
+  p = readme_figure.paper_row()
+  assert f"| {p['base']} | {p['rocket']} | {p['booster_cotrained']} |" in readme
