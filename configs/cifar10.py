@@ -96,6 +96,7 @@ def get_config(arg: str = ""):
   c.checkpoint_every_steps = 0  # >0: also checkpoint between evaluations
   c.max_checkpoints = 2
   c.progress_bar = True
+  c.tensorboard = True  # also write TensorBoard event files (<workdir>/tensorboard/)
 
   if arg == "cpu":  # ~1.5 min (light) to ~3.5 min (rocket) on 2 CPU cores
     c.light.depth, c.booster.depth = 10, 16  # WRN-10-1 light, WRN-16-1 booster

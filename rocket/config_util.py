@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 
 # Fields that change how a run is shown, logged, evaluated or saved, never what it trains.
-BOOKKEEPING_FIELDS = frozenset({"progress_bar", "log_every_steps", "max_checkpoints",
+BOOKKEEPING_FIELDS = frozenset({"progress_bar", "tensorboard", "log_every_steps", "max_checkpoints",
                                 "checkpoint_every_steps", "eval_every_epochs", "eval_every_steps",
                                 "eval_batch_size"})
 

@@ -34,6 +34,7 @@ import numpy as np
 from rocket import checkpoint as ckpt_lib
 from rocket import input_pipeline, methods, tasks, train
 from rocket.config_util import ConfigError, apply_overrides
+from rocket.metric_writers import MetricWriter
 
 
 def stack_trees(trees: Sequence[Any]):
@@ -168,6 +169,8 @@ class Stack:
       w.mkdir(parents=True, exist_ok=True)
       train._write_config(w, c)
       train._truncate_metrics(w / "metrics.jsonl", step0)
+    self._writers = [MetricWriter(w, c.get("tensorboard", True))
+                     for c, w in zip(self.configs, self.workdirs)]
     self.t0 = time.time()
     self.epoch_seconds: list[float] = []
     self._pending: list = []  # (epoch, train metrics, eval sums or None, dispatch time)
@@ -299,14 +302,13 @@ class Stack:
         continue
       sums = jax.device_get(sums)
       step = epoch * self.steps_per_epoch
-      for r, wd in enumerate(self.workdirs):
+      for r in range(len(self.workdirs)):
         w = self._windows[r]
         record = {"step": step, "epoch": float(epoch), "wall_time_s": round(self.elapsed(), 2)}
         record.update({f"train/{k}": v / max(w["count"], 1) for k, v in w["sums"].items()})
         self._windows[r] = {"sums": {}, "count": 0}
         record.update(self.to_record(run_slice(sums, r)))
-        with (wd / "metrics.jsonl").open("a") as f:
-          f.write(json.dumps(record) + "\n")
+        self._writers[r].write(record)
         self.last_eval[r] = record
     self._pending = []
 
@@ -338,7 +340,9 @@ class Stack:
     cut = lambda t: None if t is None else jax.tree.map(lambda x: x[:n], t)  # noqa: E731
     self.states, self.teacher_vars = cut(self.states), cut(self.teacher_vars)
     self._compiled = {}  # new shapes: compiled again at the next dispatch
-    for name in ("seeds", "workdirs", "configs", "_ckpts", "last_eval", "_windows"):
+    for w in self._writers[n:]:
+      w.close()
+    for name in ("seeds", "workdirs", "configs", "_ckpts", "last_eval", "_windows", "_writers"):
       setattr(self, name, getattr(self, name)[:n])
     if self.teacher_summaries is not None:
       self.teacher_summaries = self.teacher_summaries[:n]
@@ -367,6 +371,8 @@ class Stack:
   def close(self) -> None:
     for ck in self._ckpts:
       ck.close()
+    for w in self._writers:
+      w.close()
 
 
 def train_stack(config, seeds: Sequence[int], workdirs: Sequence, *, deadline: float | None = None,

@@ -35,6 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from rocket import checkpoint as ckpt_lib
 from rocket import input_pipeline, losses, methods, objective, tasks
 from rocket.config_util import BOOKKEEPING_FIELDS, ConfigError
+from rocket.metric_writers import MetricWriter
 from rocket.objective import owner_tree
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -697,9 +698,11 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
     return json.loads(final_path.read_text())
   last_good = start_step if restored is not None else None
   metrics_path = workdir / "metrics.jsonl"
+  writer = None
   if jax.process_index() == 0:
     _write_config(workdir, config)
     _truncate_metrics(metrics_path, start_step)
+    writer = MetricWriter(workdir, config.get("tensorboard", True))
 
   state_sh = state_shardings(state, mesh, task.row_sharded)
   teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh, task.row_sharded)
@@ -770,9 +773,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
         if is_eval:
           record = {"step": done, "epoch": done / spe, "wall_time_s": round(elapsed(), 2),
                     **window.means(), **evaluate_state(state)}
-          if jax.process_index() == 0:
-            with metrics_path.open("a") as f:
-              f.write(json.dumps(record) + "\n")
+          if writer is not None:
+            writer.write(record)
           _say(f"step {done} epoch {done / spe:.2f}: {task.headline(record)}", bar)
           save(done, record)
           last_good, last_eval = done, record
@@ -785,6 +787,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
     if bar is not None:
       bar.close()
     ckpts.close()
+    if writer is not None:
+      writer.close()
   if not last_eval:  # resumed a finished run: evaluate the restored state
     last_eval = {"step": start_step, "epoch": start_step / spe, "wall_time_s": round(elapsed0, 2),
                  **evaluate_state(state)}

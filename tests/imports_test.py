@@ -15,7 +15,8 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORE = {"rocket.train", "rocket.objective", "rocket.losses", "rocket.methods", "rocket.tasks",
-        "rocket.input_pipeline", "rocket.checkpoint", "rocket.config_util", "rocket.stacked"}
+        "rocket.input_pipeline", "rocket.checkpoint", "rocket.config_util", "rocket.stacked",
+        "rocket.metric_writers"}
 TOOLS = {"rocket.main", "rocket.sweep", "rocket.report", "rocket.cli", "rocket.ctr.export",
          "rocket.ctr.compression_report"}
 

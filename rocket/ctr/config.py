@@ -68,6 +68,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 0
   c.max_checkpoints = 2
   c.progress_bar = True
+  c.tensorboard = True  # also write TensorBoard event files (<workdir>/tensorboard/)
   return c
 
 
