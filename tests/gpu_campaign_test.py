@@ -13,7 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SWEEP = '''
 PAIR = {"light.depth": 10, "booster.depth": 10, "share": "interval", "data_seed": 0,
-        "batch_size": 64, "num_train_steps": 24, "eval_every_steps": 16, "eval_batch_size": 100}
+        "batch_size": 64, "num_train_steps": 24, "eval_every_steps": 16, "eval_batch_size": 100,
+        "synthetic.image_size": 16}
 
 def get_sweep():
   return {"runs": [dict(name="p__light", overrides={**PAIR, "method": "light"}),

@@ -15,7 +15,7 @@ SEEDS = (0, 3)
 def tiny(method="rocket", **extra):
   # 512 synthetic images / batch 64 = 8 steps per epoch; 3 epochs, evaluated after each one
   fields = dict(method=method, batch_size=64, num_train_steps=24, eval_every_steps=8,
-                eval_batch_size=100, data_seed=0)
+                eval_batch_size=100, data_seed=0, **{"synthetic.image_size": 16})
   return load_config("configs/cifar10.py:tiny", **{**fields, **extra})
 
 
@@ -41,7 +41,9 @@ def assert_same_run(a, b, rtol=2e-3):
 @pytest.mark.slow
 @pytest.mark.parametrize("method,run_axis", [("rocket", "unrolled"), ("light", "vmap")])
 def test_a_stack_equals_separate_runs(tmp_path, method, run_axis):
-  config = tiny(method)
+  # vmap's grouped convolutions round differently: at 16 px the drift over 24 steps of this tiny,
+  # chaotic run exceeds the tolerance; at 32 px (as before) it stays within it
+  config = tiny(method, **({"synthetic.image_size": 32} if run_axis == "vmap" else {}))
   for s in SEEDS:
     train.train_and_evaluate(apply_overrides(config, {"seed": s}), tmp_path / f"single{s}")
   finals = stacked.train_stack(config, SEEDS, [tmp_path / f"stack{s}" for s in SEEDS],
