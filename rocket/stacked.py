@@ -1,6 +1,9 @@
-"""Stacked runs: several seeds of one config trained as one jitted program, an epoch per dispatch.
+"""Stacked runs: several runs of one config trained as one jitted program, an epoch per dispatch.
 
-Each run of a stack is the run ``python -m rocket.main`` trains for its seed: the same initial
+The runs differ in ``seed`` and, optionally, in the numbers of :data:`PER_RUN_FIELDS` (the hint's
+weight and temperature, KD's alpha and temperature, AT's beta, the gradient block on/off, the
+learning rate): those enter the program as traced values, one per run. Each run of a stack is the
+run ``python -m rocket.main`` trains for its config: the same initial
 state (``jax.random.key(seed)``), data order (:func:`rocket.input_pipeline.train_indices`),
 augmentation keys and train step (:func:`rocket.train.make_train_step`). Only the program around
 the step differs, so that a thin net keeps a GPU busy:
@@ -14,9 +17,13 @@ Every run writes its own workdir in the single-run format (``config.json``, ``me
 orbax checkpoints, ``final.json``): ``rocket.main`` resumes a stacked run's checkpoint and a stack
 resumes single runs' ones, and ``rocket.report`` / ``paper_repro/compare.py`` read them unchanged.
 
-Limits: one device; the runs of a stack differ only in ``seed``; ``eval_every_epochs`` and the
-run length are whole epochs. Teachers (KD, AT, rocket+KD) are finished runs: a ``{seed}`` in
-``config.teacher_workdir`` (``.../booster/seed{seed}``) gives each seed its own.
+Limits: one device; the runs of a stack differ only in ``seed`` and :data:`PER_RUN_FIELDS`;
+``eval_every_epochs`` and the run length are whole epochs. A run whose numbers differ from the
+first run's is equal to its single run to float tolerance (a weight such as ``1 - kd.alpha`` is
+then computed in float32 inside the program instead of folded in double precision, and the
+learning rate is the first run's schedule scaled). Teachers (KD, AT, rocket+KD) are finished
+runs: a ``{seed}`` in ``config.teacher_workdir`` (``.../booster/seed{seed}``) gives each seed its
+own.
 """
 
 from __future__ import annotations
@@ -35,6 +42,12 @@ from rocket import checkpoint as ckpt_lib
 from rocket import input_pipeline, methods, tasks, train
 from rocket.config_util import ConfigError, apply_overrides
 from rocket.metric_writers import MetricWriter
+from rocket.objective import PER_RUN_FIELDS as OBJECTIVE_FIELDS
+from rocket.objective import Objective
+
+# Config fields (dotted) whose values may differ between the runs of a stack, besides ``seed``:
+# they are numbers the program takes per run, not its structure.
+PER_RUN_FIELDS = OBJECTIVE_FIELDS + ("optim.lr", "teacher_workdir")
 
 
 def stack_trees(trees: Sequence[Any]):
@@ -65,7 +78,8 @@ def default_scan_epochs() -> bool:
 
 
 class Stack:
-  """R runs (``config`` with each of ``seeds``) in ``workdirs``, advanced an epoch at a time.
+  """R runs (``config`` with each of ``seeds``, and each of ``per_run``'s overrides of
+  :data:`PER_RUN_FIELDS` when given) in ``workdirs``, advanced an epoch at a time.
 
   ``dispatch()`` queues the next epoch (and its evaluation when one is due) on the device and
   returns at once; ``collect()`` waits for it and writes the metrics; ``save()`` checkpoints every
@@ -74,24 +88,42 @@ class Stack:
   """
 
   def __init__(self, config, seeds: Sequence[int], workdirs: Sequence[pathlib.Path], *,
-               label: str = "", run_axis: str = "auto", scan_epochs: bool | None = None,
-               log=print):
+               per_run: Sequence[dict] | None = None, label: str = "", run_axis: str = "auto",
+               scan_epochs: bool | None = None, log=print):
     if len(seeds) != len(workdirs) or not seeds:
       raise ConfigError("a stack needs one workdir per seed, and at least one seed")
+    per_run = [dict(o) for o in per_run] if per_run is not None else [{} for _ in seeds]
+    if len(per_run) != len(seeds):
+      raise ConfigError(f"per_run has {len(per_run)} entries for {len(seeds)} seeds; give one "
+                        f"(possibly empty) dict of overrides per run")
+    fixed = sorted({k for o in per_run for k in o} - set(PER_RUN_FIELDS))
+    if fixed:
+      raise ConfigError(f"{fixed[0]} cannot differ between the runs of a stack (it changes the "
+                        f"program); the fields that may: seed, {', '.join(PER_RUN_FIELDS)}")
     self.label, self.log = label or config.method, log
     if run_axis not in RUN_AXES:
       raise ConfigError(f"run_axis must be one of {RUN_AXES}, got {run_axis!r}")
     self.run_axis = default_run_axis() if run_axis == "auto" else run_axis
     self.scan_epochs = default_scan_epochs() if scan_epochs is None else scan_epochs
     # a "{seed}" in teacher_workdir gives each seed its own finished teacher run
-    self.configs = [apply_overrides(config, {"seed": int(s), **(
-        {"teacher_workdir": config.teacher_workdir.replace("{seed}", str(int(s)))}
-        if "{seed}" in config.get("teacher_workdir", "") else {})}) for s in seeds]
-    for c in self.configs:
+    self.configs = []
+    for s, o in zip(seeds, per_run):
+      c = apply_overrides(config, {"seed": int(s), **o})
+      if "{seed}" in c.get("teacher_workdir", ""):
+        c.teacher_workdir = c.teacher_workdir.replace("{seed}", str(int(s)))
       train.validate_config(c)
+      self.configs.append(c)
+    # the program is the first run's; the numbers in which the others differ are traced
+    objectives = [Objective.from_config(c) for c in self.configs]
+    self.objective = (None if all(o == objectives[0] for o in objectives)
+                      else Objective.stack(objectives))
+    lrs = [float(c.optim.lr) for c in self.configs]
+    self.lr_scales = (None if len(set(lrs)) == 1 else
+                      jnp.asarray([lr / lrs[0] for lr in lrs], jnp.float32))
     self.seeds = [int(s) for s in seeds]
-    if len(set(self.seeds)) != len(self.seeds):
-      raise ConfigError(f"the runs of a stack need distinct seeds, got {self.seeds}")
+    if len(set(zip(self.seeds, map(str, per_run)))) != len(self.seeds):
+      raise ConfigError(f"the runs of a stack must differ (in seed or per_run), got seeds "
+                        f"{self.seeds} and per_run {per_run}")
     self.workdirs = [pathlib.Path(w) for w in workdirs]
     self.method = methods.get_method(config.method)
     if jax.process_count() > 1:
@@ -104,7 +136,7 @@ class Stack:
     ds = self.ds = task.load(config)
     x_train, y_train = task.train_arrays(ds)
     self.n_train = len(y_train)
-    setup = train.run_setup(config, ds)
+    setup = train.run_setup(self.configs[0], ds)
     spe = self.steps_per_epoch = setup.steps_per_epoch
     if setup.total_steps % spe:
       raise ConfigError(f"stacked runs train whole epochs: num_train_steps="
@@ -128,7 +160,7 @@ class Stack:
       teacher_model = loaded[0][0]
       self.teacher_vars = stack_trees([t[1] for t in loaded])
       self.teacher_summaries = [t[2] for t in loaded]
-    step_fn = setup.train_step(config, ds, teacher_model)
+    step_fn = setup.train_step(self.configs[0], ds, teacher_model)
     try:
       self.test_arrays, eval_sums, self.to_record = task.device_evaluator(config, model, ds)
     except NotImplementedError as e:
@@ -187,21 +219,27 @@ class Stack:
   def _build_programs(self) -> None:
     step_fn, vmapped = self._step_fn, self.run_axis == "vmap"
 
-    def runs_step(states, ix, seeds, x_all, y_all, tvars):
-      """One train step of every run; ``ix``: ``[R, batch]`` indices into the device-resident set."""
-      def one(state, ix_r, seed, tv):
-        return step_fn(state, x_all[ix_r], y_all[ix_r], tv, seed=seed)
+    def runs_step(states, ix, seeds, x_all, y_all, tvars, objs, lrs):
+      """One train step of every run; ``ix``: ``[R, batch]`` indices into the device-resident set;
+      ``tvars`` / ``objs`` / ``lrs``: the runs' teachers, objectives and learning-rate scales
+      (each None when not used or the same for every run)."""
+      def one(state, ix_r, seed, tv, obj, lr):
+        return step_fn(state, x_all[ix_r], y_all[ix_r], tv, seed=seed, objective=obj, lr_scale=lr)
 
+      per_run = (tvars, objs, lrs)
       if vmapped:
-        return jax.vmap(one, in_axes=(0, 0, 0, None if tvars is None else 0))(states, ix, seeds, tvars)
-      outs = [one(run_slice(states, r), ix[r], seeds[r], None if tvars is None else run_slice(tvars, r))
+        axes = (0, 0, 0, *(None if a is None else 0 for a in per_run))
+        return jax.vmap(one, in_axes=axes)(states, ix, seeds, *per_run)
+      outs = [one(run_slice(states, r), ix[r], seeds[r],
+                  *(None if a is None else run_slice(a, r) for a in per_run))
               for r in range(ix.shape[0])]  # unrolled: R plain copies of the step
       return stack_trees([o[0] for o in outs]), stack_trees([o[1] for o in outs])
 
-    def run_epoch(states, idx, seeds, x_all, y_all, tvars):
+    def run_epoch(states, idx, seeds, x_all, y_all, tvars, objs, lrs):
       """A whole epoch (``idx``: ``[R, steps, batch]``) in one ``lax.scan``; metrics ``[R, steps]``."""
-      states, m = jax.lax.scan(lambda st, ix: runs_step(st, ix, seeds, x_all, y_all, tvars),
-                               states, jnp.swapaxes(idx, 0, 1))
+      states, m = jax.lax.scan(
+          lambda st, ix: runs_step(st, ix, seeds, x_all, y_all, tvars, objs, lrs),
+          states, jnp.swapaxes(idx, 0, 1))
       return states, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), m)
 
     self._run_epoch = jax.jit(run_epoch, donate_argnums=0)
@@ -218,17 +256,17 @@ class Stack:
       self._build_programs()
 
   def _args(self):
-    return (jnp.asarray(self.seeds), self.x_train, self.y_train, self.teacher_vars)
+    return (jnp.asarray(self.seeds), self.x_train, self.y_train, self.teacher_vars,
+            self.objective, self.lr_scales)
 
   def compile(self) -> float:
     """Compiles the epoch (or step) and evaluation programs ahead of time (thread-safe: several
     stacks may compile side by side); returns the seconds it took."""
     t = time.time()
-    seeds, x, y, tv = self._args()
     if self.scan_epochs:
       idx = jax.ShapeDtypeStruct((len(self.seeds), self.steps_per_epoch, self.configs[0].batch_size),
                                  jnp.int32)
-      self._compiled["epoch"] = self._run_epoch.lower(self.states, idx, seeds, x, y, tv).compile()
+      self._compiled["epoch"] = self._run_epoch.lower(self.states, idx, *self._args()).compile()
     self._compiled["eval"] = self._evaluate.lower(self.states, *self.test_arrays).compile()
     return time.time() - t
 
@@ -237,13 +275,13 @@ class Stack:
     copy of the state: training is not advanced. Compiles the one-step program if needed."""
     states = jax.tree.map(jnp.copy, self.states)
     ix = jnp.asarray(self._indices(self.epoch)[:, :n + 2])
-    seeds, x, y, tv = self._args()
+    args = self._args()
     for i in range(2):  # the second call may compile again (its inputs are the first's outputs)
-      states, m = self._runs_step(states, ix[:, i], seeds, x, y, tv)
+      states, m = self._runs_step(states, ix[:, i], *args)
       jax.block_until_ready(m)
     t = time.perf_counter()
     for i in range(2, n + 2):
-      states, m = self._runs_step(states, ix[:, i], seeds, x, y, tv)
+      states, m = self._runs_step(states, ix[:, i], *args)
     jax.block_until_ready(m)
     return (time.perf_counter() - t) / n
 
@@ -339,6 +377,7 @@ class Stack:
       ck.close()
     cut = lambda t: None if t is None else jax.tree.map(lambda x: x[:n], t)  # noqa: E731
     self.states, self.teacher_vars = cut(self.states), cut(self.teacher_vars)
+    self.objective, self.lr_scales = cut(self.objective), cut(self.lr_scales)
     self._compiled = {}  # new shapes: compiled again at the next dispatch
     for w in self._writers[n:]:
       w.close()
@@ -375,11 +414,12 @@ class Stack:
       w.close()
 
 
-def train_stack(config, seeds: Sequence[int], workdirs: Sequence, *, deadline: float | None = None,
-                stop_after_epochs: int | None = None, checkpoint_every_epochs: int = 10,
-                run_axis: str = "auto", scan_epochs: bool | None = None,
-                log=print) -> list[dict] | None:
-  """Trains ``config`` for each seed, stacked; returns the runs' final records, or None when
+def train_stack(config, seeds: Sequence[int], workdirs: Sequence, *, per_run: Sequence[dict] | None = None,
+                deadline: float | None = None, stop_after_epochs: int | None = None,
+                checkpoint_every_epochs: int = 10, run_axis: str = "auto",
+                scan_epochs: bool | None = None, log=print) -> list[dict] | None:
+  """Trains ``config`` for each seed (with ``per_run``'s overrides of :data:`PER_RUN_FIELDS`, one
+  dict per run, when given), stacked; returns the runs' final records, or None when
   ``deadline`` (a ``time.time()``; the next epoch would end after it), ``stop_after_epochs``
   (epochs trained by this call) or a signal stopped the stack first. A stopped stack is
   checkpointed: call again to resume."""
@@ -394,7 +434,8 @@ def train_stack(config, seeds: Sequence[int], workdirs: Sequence, *, deadline: f
     for w in workdirs:
       w.mkdir(parents=True, exist_ok=True)
       locks.enter_context(train.run_lock(w))
-    stack = Stack(config, seeds, workdirs, run_axis=run_axis, scan_epochs=scan_epochs, log=log)
+    stack = Stack(config, seeds, workdirs, per_run=per_run, run_axis=run_axis,
+                  scan_epochs=scan_epochs, log=log)
     try:
       with train._stop_signals() as stop:
         first = stack.epoch

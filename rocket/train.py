@@ -77,12 +77,7 @@ def _validate(config) -> None:
   task = tasks.get_task(config)
   method = methods.get_method(config.method)
   task.validate(config)
-  if config.hint.kind not in losses.HINT_KINDS:
-    raise ValueError(f"config.hint.kind must be one of {losses.HINT_KINDS}, got {config.hint.kind!r}")
-  if config.hint.temperature <= 0:
-    raise ValueError(f"config.hint.temperature must be > 0, got {config.hint.temperature}")
-  methods.normalize_gradient_block(config.gradient_block)
-  methods.loss_convention(config)
+  objective.Objective.from_config(config)  # the objective's fields, checked where they are read
   if config.optim.get("reset_momentum", False) and config.optim.schedule != "step":
     raise ValueError("config.optim.reset_momentum resets the momentum at the step schedule's LR "
                      "drops; set config.optim.schedule='step' or turn it off")
@@ -92,20 +87,11 @@ def _validate(config) -> None:
     raise ValueError(f"config.optim.schedule must be one of {SCHEDULES}, got {config.optim.schedule!r}")
   if config.optim.get("name", "sgd") not in OPTIMIZERS:
     raise ValueError(f"config.optim.name must be one of {OPTIMIZERS}, got {config.optim.name!r}")
-  if not 0.0 <= config.kd.alpha <= 1.0 or config.kd.temperature <= 0:
-    raise ValueError(f"config.kd.alpha must be in [0, 1] and config.kd.temperature > 0, got "
-                     f"{config.kd.alpha}, {config.kd.temperature}")
-  if config.get("at") is not None and config.at.beta < 0:
-    raise ValueError("config.at.beta must be >= 0")
-  if config.hint.warmup_epochs < 0:
-    raise ValueError("config.hint.warmup_epochs must be >= 0")
   if config.teacher_workdir and not method.needs_teacher:
     raise ValueError(f"config.teacher_workdir is set but method {config.method!r} uses no teacher")
   if config.num_train_steps < 0:
     raise ValueError(f"config.num_train_steps must be >= 0 (0: use config.num_epochs), got "
                      f"{config.num_train_steps}")
-  if config.hint.weight < 0:
-    raise ValueError(f"config.hint.weight must be >= 0, got {config.hint.weight}")
   if config.optim.lr <= 0:
     raise ValueError(f"config.optim.lr must be > 0, got {config.optim.lr}")
   if config.num_train_steps <= 0 and config.num_epochs <= 0:
@@ -305,16 +291,23 @@ def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_ep
   ``prepare(key, inputs, train)`` turns the host batch into the model input
   inside the step (a task's ``prepare_fn``: for images augmentation and
   normalisation; CTR ids pass through).  The loss, its gradient and the
-  gradient block come from :mod:`rocket.objective`.  ``teacher_vars``
-  (``None`` unless the method has a teacher) are the frozen teacher's
-  variables; it runs in inference mode on the same augmented batch.
+  gradient block come from the run's :class:`rocket.objective.Objective`.
+  ``teacher_vars`` (``None`` unless the method has a teacher) are the frozen
+  teacher's variables; it runs in inference mode on the same augmented batch.
+
+  The keyword arguments are the numbers in which the runs of a stack may differ
+  (:mod:`rocket.stacked`), traced: ``seed`` replaces ``config.seed``, ``objective``
+  the config's objective (same structure, other weights), and ``lr_scale``
+  multiplies the learning rate (every schedule and optimizer here is linear in it).
   """
-  method = methods.get_method(config.method)
+  config_objective = objective.Objective.from_config(config)
+  method = config_objective.method
   base_key = jax.random.key(config.seed + 1)
 
-  def train_step(state: TrainState, images, labels, teacher_vars=None, seed=None):
-    # ``seed`` (a traced int) replaces ``config.seed`` for stacked runs (:mod:`rocket.stacked`)
+  def train_step(state: TrainState, images, labels, teacher_vars=None, seed=None, objective=None,
+                 lr_scale=None):
     key = jax.random.fold_in(base_key if seed is None else jax.random.key(seed + 1), state.step)
+    obj = config_objective if objective is None else objective
     x = prepare(key, images, True)
     teacher = None
     if method.needs_teacher:
@@ -328,13 +321,15 @@ def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_ep
                              train=True, mutable=["batch_stats"])
       return out, mut["batch_stats"]
 
-    weights = objective.term_weights(method, config, state.step, steps_per_epoch)
-    loss, terms, grads, out, batch_stats = objective.loss_and_grads(
-        method, config, forward, state.params, labels, weights, teacher)
+    weights = obj.term_weights(state.step, steps_per_epoch)
+    loss, terms, grads, out, batch_stats = obj.loss_and_grads(
+        forward, state.params, labels, weights, teacher)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    if lr_scale is not None:
+      updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, **terms, "lr": schedule(state.step),
-               "grad_norm": _global_norm(grads)}
+    lr = schedule(state.step) if lr_scale is None else schedule(state.step) * lr_scale
+    metrics = {"loss": loss, **terms, "lr": lr, "grad_norm": _global_norm(grads)}
     for n in method.nets:
       metrics[f"acc_{n}"] = losses.accuracy_count(out["logits"][n], labels) / labels.shape[0]
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,

@@ -85,11 +85,11 @@ def test_gradient_block_keeps_the_hint_off_the_booster():
   m = model()
   params = m.init(jax.random.key(4), IDS)["params"]
   config = tiny()
-  method = methods.get_method("rocket")
+  obj = objective.Objective.from_config(config, "rocket")
 
   def hint(p, blocked):
     z = m.apply({"params": p}, IDS)["logits"]
-    return objective.loss_terms(method, {"logits": z}, jnp.zeros(len(IDS)), config, blocked)["hint"]
+    return obj.loss_terms({"logits": z}, jnp.zeros(len(IDS)), blocked)["hint"]
 
   g_on = jax.grad(hint)(params, True)
   g_off = jax.grad(hint)(params, False)

@@ -24,8 +24,8 @@ def hint_grads(mode, share="interval", hint_kind="mse_logits"):
   x = image_task.image_prepare(config, np.zeros(3), np.ones(3))(
       None, np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3)).astype(np.uint8), False)
   y = np.arange(8) % 10
-  method = methods.get_method(config.method)
-  weights = {k: (1.0 if k == "hint" else 0.0) for k in objective.term_weights(method, config)}
+  obj = objective.Objective.from_config(config)
+  weights = {k: (1.0 if k == "hint" else 0.0) for k in obj.term_weights()}
 
   def forward(params):
     out, mut = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
@@ -33,7 +33,7 @@ def hint_grads(mode, share="interval", hint_kind="mse_logits"):
     return out, mut["batch_stats"]
 
   _, terms, grads, _, _ = jax.jit(
-      lambda p: objective.loss_and_grads(method, config, forward, p, y, weights))(variables["params"])
+      lambda p: obj.loss_and_grads(forward, p, y, weights))(variables["params"])
   assert float(terms["hint"]) > 0
   owners = owner_tree(grads)
   norms = {"light": 0.0, "booster": 0.0, "shared": 0.0}

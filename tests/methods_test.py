@@ -36,15 +36,15 @@ def test_attention_transfer_against_numpy():
 
 def test_term_weights():
   c = load_config("tiny")
-  w = objective.term_weights(methods.get_method("kd"), c)
+  w = objective.Objective.from_config(c, "kd").term_weights()
   assert w == {"ce_light": pytest.approx(0.1), "kd": 0.9}
-  w = objective.term_weights(methods.get_method("at_kd"), c)
+  w = objective.Objective.from_config(c, "at_kd").term_weights()
   assert w["at"] == 500.0 and w["kd"] == 0.9
-  w = objective.term_weights(methods.get_method("rocket_kd"), c)
+  w = objective.Objective.from_config(c, "rocket_kd").term_weights()
   assert w == {"ce_light": pytest.approx(0.1), "ce_booster": 1.0, "hint": 0.03, "kd": 0.9}
   assert methods.get_method("rocket_kd").needs_teacher  # the paper's: a pre-trained teacher
   with pytest.raises(ValueError, match="loss_convention"):
-    objective.term_weights(methods.get_method("kd"), load_config("tiny", loss_convention="hinton"))
+    objective.Objective.from_config(load_config("tiny", loss_convention="hinton"), "kd")
 
 
 # --- the official code's formulas (zhougr1993/Rocket-Launching utils.py, rocket_interval.py),
@@ -82,12 +82,12 @@ F_T = [RNG.normal(size=(3, 8, 8, 16)).astype(np.float32), RNG.normal(size=(3, 4,
 
 
 def weighted_loss(method_name, config, logits):
-  method = methods.get_method(method_name)
+  obj = objective.Objective.from_config(config, method_name)
   outputs = {"logits": {k: jnp.asarray(v) for k, v in logits.items()},
              "features": {"light": [jnp.asarray(f) for f in F_S]}}
   teacher = {"logits": jnp.asarray(Z_T), "features": [jnp.asarray(f) for f in F_T]}
-  terms = objective.loss_terms(method, outputs, jnp.asarray(LABELS), config, True, teacher)
-  weights = objective.term_weights(method, config)
+  terms = obj.loss_terms(outputs, jnp.asarray(LABELS), True, teacher)
+  weights = obj.term_weights()
   return float(sum(weights[k] * v for k, v in terms.items()))
 
 
@@ -134,8 +134,8 @@ def test_paper_rocket_kd_is_the_official_loss():
 def test_hint_warmup_ramps_lambda():
   c = load_config("tiny")
   c.hint.warmup_epochs = 2.0
-  m = methods.get_method("rocket")
-  ramp = [float(objective.term_weights(m, c, jnp.asarray(s), steps_per_epoch=10)["hint"])
+  obj = objective.Objective.from_config(c, "rocket")
+  ramp = [float(obj.term_weights(jnp.asarray(s), steps_per_epoch=10)["hint"])
           for s in (0, 9, 19, 50)]
   assert ramp == pytest.approx([0.03 / 20, 0.03 / 2, 0.03, 0.03])
 

@@ -38,20 +38,32 @@ def assert_same_run(a, b, rtol=2e-3):
   assert fa["params"] == fb["params"]
 
 
+# the rocket stack's runs also differ in per-run numbers: the first run keeps the config's, the
+# second takes another hint weight, no gradient block and half the learning rate
+PER_RUN = {"rocket": [{}, {"hint.weight": 0.3, "gradient_block": "off", "optim.lr": 0.05}],
+           "light": None}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method,run_axis", [("rocket", "unrolled"), ("light", "vmap")])
 def test_a_stack_equals_separate_runs(tmp_path, method, run_axis):
   # vmap's grouped convolutions round differently: at 16 px the drift over 24 steps of this tiny,
   # chaotic run exceeds the tolerance; at 32 px (as before) it stays within it
   config = tiny(method, **({"synthetic.image_size": 32} if run_axis == "vmap" else {}))
-  for s in SEEDS:
-    train.train_and_evaluate(apply_overrides(config, {"seed": s}), tmp_path / f"single{s}")
+  per_run = PER_RUN[method] or [{} for _ in SEEDS]
+  for s, o in zip(SEEDS, per_run):
+    train.train_and_evaluate(apply_overrides(config, {"seed": s, **o}), tmp_path / f"single{s}")
   finals = stacked.train_stack(config, SEEDS, [tmp_path / f"stack{s}" for s in SEEDS],
-                               run_axis=run_axis)
+                               per_run=PER_RUN[method], run_axis=run_axis)
   assert [f["stacked"] for f in finals] == [2, 2]
   for s in SEEDS:
-    assert json.loads((tmp_path / f"stack{s}" / "config.json").read_text())["seed"] == s
-    assert_same_run(tmp_path / f"single{s}", tmp_path / f"stack{s}")
+    written = json.loads((tmp_path / f"stack{s}" / "config.json").read_text())
+    assert written["seed"] == s and written == json.loads(
+        (tmp_path / f"single{s}" / "config.json").read_text())
+    # a traced learning-rate scale (even 1.0, run 0's) changes how XLA fuses the update: ulp-level
+    # differences, which this tiny chaotic run grows to ~0.3 % in the hint after 24 steps
+    assert_same_run(tmp_path / f"single{s}", tmp_path / f"stack{s}",
+                    rtol=5e-3 if PER_RUN[method] else 2e-3)
   # different seeds really are different runs
   f0, f1 = (json.loads((tmp_path / f"stack{s}" / "final.json").read_text()) for s in SEEDS)
   assert f0["params_fingerprint"] != f1["params_fingerprint"]
@@ -96,8 +108,16 @@ def test_a_stack_stopped_at_its_deadline_resumes_and_single_runs_resume_its_chec
 def test_stack_refuses_what_it_cannot_train(tmp_path):
   with pytest.raises(ConfigError, match="whole epochs"):
     stacked.train_stack(tiny(num_train_steps=20), SEEDS, [tmp_path / "x", tmp_path / "y"])
-  with pytest.raises(ConfigError, match="distinct seeds"):
+  with pytest.raises(ConfigError, match="must differ"):
     stacked.train_stack(tiny(), (1, 1), [tmp_path / "x", tmp_path / "y"])
+  with pytest.raises(ConfigError, match="batch_size cannot differ between the runs"):
+    stacked.train_stack(tiny(), (1, 2), [tmp_path / "x", tmp_path / "y"],
+                        per_run=[{}, {"batch_size": 32}])
+  with pytest.raises(ConfigError, match="mix gradient_block 'on' and 'off' only"):
+    stacked.train_stack(tiny(), (1, 2), [tmp_path / "x", tmp_path / "y"],
+                        per_run=[{}, {"gradient_block": "strict"}])
+  with pytest.raises(ConfigError, match="kd.alpha must be in"):
+    stacked.train_stack(tiny(), (1, 2), [tmp_path / "x", tmp_path / "y"], per_run=[{}, {"kd.alpha": 2.0}])
   with pytest.raises(ConfigError, match="different data.*data_seed"):
     stacked.train_stack(tiny(data_seed=-1), (1, 2), [tmp_path / "x", tmp_path / "y"])
   with pytest.raises(ConfigError, match="one workdir per seed"):
@@ -110,13 +130,14 @@ def test_a_kd_stack_takes_each_seeds_own_teacher(tmp_path):
   for s in SEEDS:
     train.train_and_evaluate(apply_overrides(teacher, {"seed": s}), tmp_path / f"booster{s}")
   kd = tiny("kd", teacher_workdir=str(tmp_path / "booster{seed}"))
-  finals = stacked.train_stack(kd, SEEDS, [tmp_path / f"kd{s}" for s in SEEDS])
+  other = {"kd.alpha": 0.5, "kd.temperature": 2.0}  # the second run's own KD numbers
+  finals = stacked.train_stack(kd, SEEDS, [tmp_path / f"kd{s}" for s in SEEDS], per_run=[{}, other])
   for s, f in zip(SEEDS, finals):
     own = json.loads((tmp_path / f"booster{s}" / "final.json").read_text())
     assert f["teacher"]["test/booster_accuracy"] == own["test/booster_accuracy"]
     assert json.loads((tmp_path / f"kd{s}" / "config.json").read_text())["teacher_workdir"] == str(
         tmp_path / f"booster{s}")
   single = tmp_path / "single"
-  train.train_and_evaluate(apply_overrides(kd, {"seed": SEEDS[1], "teacher_workdir": str(
+  train.train_and_evaluate(apply_overrides(kd, {"seed": SEEDS[1], **other, "teacher_workdir": str(
       tmp_path / f"booster{SEEDS[1]}")}), single)
   assert_same_run(single, tmp_path / f"kd{SEEDS[1]}")
