@@ -22,32 +22,20 @@ The optional argument after ``:`` picks a preset (``cpu``, ``tiny``).
 
 import ml_collections
 
+from rocket.config_util import core_config
+
 
 def get_config(arg: str = ""):
-  c = ml_collections.ConfigDict()
+  # method, hint, kd, at, loss_convention, gradient_block, optim, schedule, devices and
+  # bookkeeping: rocket/config_util.py's core_config (its defaults are this file's)
+  c = core_config()
 
-  # What to train.
-  c.method = "rocket"  # light | booster | rocket | rocket_kd | kd | at | at_kd
+  # The nets.
   c.light = ml_collections.ConfigDict(dict(depth=16, width=1))  # WRN-16-1
   c.booster = ml_collections.ConfigDict(dict(depth=40, width=1))  # WRN-40-1
   # interval (Fig. 2b): every conv of the light net is the booster's | bottom (Fig. 2a): the
   # light net is the booster's first two groups (config.light is then unused) | none
   c.share = "interval"
-  c.hint = ml_collections.ConfigDict(dict(
-      kind="mse_logits",  # mse_logits | kd_kl | l2_softmax
-      weight=0.03,  # lambda
-      temperature=1.0,  # only for kd_kl
-      warmup_epochs=0.0,  # >0: lambda ramps up linearly from 0 over these epochs
-  ))
-  c.kd = ml_collections.ConfigDict(dict(alpha=0.9, temperature=4.0))  # kd, at_kd, rocket_kd
-  c.at = ml_collections.ConfigDict(dict(beta=1e3))  # at, at_kd
-  # Scales of the KD/AT terms: modern (Hinton's a*T^2*KL, beta/2) | paper (the official code's
-  # 2a*T^2/C*KL, beta, and a full CE(light) in rocket_kd). The hint is the paper's in both.
-  c.loss_convention = "modern"
-  c.teacher_workdir = ""  # kd/at/at_kd/rocket_kd: a finished booster run to use as teacher;
-  # "" = train one in <workdir>/teacher first (reused on rerun)
-  c.gradient_block = "on"  # on | off | strict (see rocket/methods.py)
-  c.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
   c.bn_momentum = 0.9  # PyTorch's 0.1
   c.init = "he_fan_out"  # he_fan_out | paper (official: He fan_in convs and FC, BN scale U[0,1))
 
@@ -63,40 +51,6 @@ def get_config(arg: str = ""):
   c.augment_flip = True  # False for digits (SVHN): crops only
   c.synthetic = ml_collections.ConfigDict(dict(num_train=512, num_test=256, image_size=32,
                                                num_classes=10, noise=0.5))
-
-  # Optimisation.
-  c.num_epochs = 200
-  c.num_train_steps = 0  # >0 overrides num_epochs
-  c.batch_size = 128  # global batch, split over all devices
-  c.eval_batch_size = 500
-  c.optim = ml_collections.ConfigDict(dict(
-      name="sgd",  # sgd | adam | adagrad
-      lr=0.1,
-      momentum=0.9,
-      nesterov=True,
-      weight_decay=5e-4,  # L2 added to the gradient, as PyTorch's SGD does
-      schedule="step",  # step | cosine | constant
-      lr_boundaries=(0.3, 0.6, 0.8),  # fractions of training (epochs 60/120/160 of 200)
-      lr_decay=0.2,  # step schedule factor
-      reset_momentum=False,  # step schedule: restart the momentum at each drop (official code)
-      warmup_epochs=0.0,
-      grad_clip_norm=0.0,  # >0: clip by global norm
-  ))
-  c.seed = 0
-
-  # Devices: the global batch is split over `data`; CTR embedding tables are row-sharded over
-  # `model` (when their row count divides). -1 = all remaining devices. See README "Running on
-  # many devices".
-  c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
-
-  # Bookkeeping.
-  c.eval_every_epochs = 1.0
-  c.eval_every_steps = 0  # >0 overrides eval_every_epochs
-  c.log_every_steps = 50
-  c.checkpoint_every_steps = 0  # >0: also checkpoint between evaluations
-  c.max_checkpoints = 2
-  c.progress_bar = True
-  c.tensorboard = True  # also write TensorBoard event files (<workdir>/tensorboard/)
 
   if arg == "cpu":  # ~1.5 min (light) to ~3.5 min (rocket) on 2 CPU cores
     c.light.depth, c.booster.depth = 10, 16  # WRN-10-1 light, WRN-16-1 booster

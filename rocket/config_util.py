@@ -28,6 +28,66 @@ class ConfigError(ValueError):
   """
 
 
+def core_config() -> ConfigDict:
+  """The fields every task reads -- what trains, the objective, the optimiser, devices and
+  bookkeeping -- with the image side's defaults (``configs/cifar10.py``; the CTR base,
+  ``rocket/ctr/config.py``, changes some). A config file starts from it and adds its task's
+  fields, so a shared field is defined, commented and defaulted here only."""
+  c = ConfigDict()
+  # What to train.
+  c.method = "rocket"  # light | booster | rocket | rocket_kd | kd | at | at_kd
+  c.hint = ConfigDict(dict(
+      kind="mse_logits",  # mse_logits | kd_kl | l2_softmax
+      weight=0.03,  # lambda
+      temperature=1.0,  # only for kd_kl
+      warmup_epochs=0.0,  # >0: lambda ramps up linearly from 0 over these epochs
+  ))
+  c.kd = ConfigDict(dict(alpha=0.9, temperature=4.0))  # kd, at_kd, rocket_kd
+  c.at = ConfigDict(dict(beta=1e3))  # at, at_kd
+  # Scales of the KD/AT terms: modern (Hinton's a*T^2*KL, beta/2) | paper (the official code's
+  # 2a*T^2/C*KL, beta, and a full CE(light) in rocket_kd). The hint is the paper's in both.
+  c.loss_convention = "modern"
+  c.teacher_workdir = ""  # kd/at/at_kd/rocket_kd: a finished booster run to use as teacher;
+  # "" = train one in <workdir>/teacher first (reused on rerun)
+  c.gradient_block = "on"  # on | off | strict (see rocket/methods.py)
+  c.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
+
+  # Optimisation.
+  c.num_epochs = 200
+  c.num_train_steps = 0  # >0 overrides num_epochs
+  c.batch_size = 128  # global batch, split over all devices
+  c.eval_batch_size = 500
+  c.optim = ConfigDict(dict(
+      name="sgd",  # sgd | adam | adagrad
+      lr=0.1,
+      momentum=0.9,
+      nesterov=True,
+      weight_decay=5e-4,  # L2 added to the gradient, as PyTorch's SGD does
+      schedule="step",  # step | cosine | constant
+      lr_boundaries=(0.3, 0.6, 0.8),  # fractions of training (epochs 60/120/160 of 200)
+      lr_decay=0.2,  # step schedule factor
+      reset_momentum=False,  # step schedule: restart the momentum at each drop (official code)
+      warmup_epochs=0.0,
+      grad_clip_norm=0.0,  # >0: clip by global norm
+  ))
+  c.seed = 0
+
+  # Devices: the global batch is split over `data`; CTR embedding tables are row-sharded over
+  # `model` (when their row count divides). -1 = all remaining devices. See README "Running on
+  # many devices".
+  c.mesh = ConfigDict(dict(data=-1, model=1))
+
+  # Bookkeeping (BOOKKEEPING_FIELDS: never changes what trains).
+  c.eval_every_epochs = 1.0
+  c.eval_every_steps = 0  # >0 overrides eval_every_epochs
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 0  # >0: also checkpoint between evaluations
+  c.max_checkpoints = 2
+  c.progress_bar = True
+  c.tensorboard = True  # also write TensorBoard event files (<workdir>/tensorboard/)
+  return c
+
+
 # Fields that change how a run is shown, logged, evaluated or saved, never what it trains.
 BOOKKEEPING_FIELDS = frozenset({"progress_bar", "tensorboard", "log_every_steps", "max_checkpoints",
                                 "checkpoint_every_steps", "eval_every_epochs", "eval_every_steps",

@@ -485,7 +485,7 @@ def count_params(params) -> dict[str, int]:
   owners = jax.tree.leaves(owner_tree(params))
   sizes = [int(x.size) for x in jax.tree.leaves(params)]
   out = {"total": sum(sizes)}
-  for net in params.keys() & {"light", "booster"}:
+  for net in sorted(params.keys() & {"light", "booster"}):
     out[net] = sum(n for n, o in zip(sizes, owners) if o in (net, "shared"))
   return out
 

@@ -47,3 +47,22 @@ def test_entry_points_define_flags_only_when_run():
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                         timeout=120, check=False)
   assert proc.returncode == 0, proc.stderr
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+  return out
+
+
+@pytest.mark.parametrize("spec", ["configs/cifar10.py", "configs/ctr_frappe.py",
+                                  "configs/ctr_movielens.py", "paper_repro/configs/paper.py"])
+def test_every_config_file_starts_from_the_core_fields(spec):
+  # the fields every task reads are defined once (config_util.core_config); a config file may
+  # change their values but has every one of them
+  core = _flat(config_util.core_config().to_dict())
+  have = _flat(config_util.load_config(spec).to_dict())
+  assert set(core) <= set(have), sorted(set(core) - set(have))
+  if spec == "configs/cifar10.py":  # the core defaults are the image side's
+    assert {k: have[k] for k in core} == core

@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import ml_collections
 
+from rocket.config_util import core_config
 from rocket.ctr.embeddings import default_embedding_config
 
 
 def base_config(dataset: str) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
+  # the fields every task reads (method, hint, kd, optim, devices, bookkeeping):
+  # rocket/config_util.py's core_config, with the CTR defaults below
+  c = core_config()
   c.task = "ctr"
 
   # What to train (methods: light | booster | rocket | rocket_kd | kd).
-  c.method = "rocket"
   # The served net: a small MLP over the concatenated embeddings (lr | fm | mlp).
   c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0))
   # The booster: deep and wide MLP with DCN-v2 cross layers beside it.
   c.booster = ml_collections.ConfigDict(dict(kind="mlp", hidden="512,256,128", cross_layers=2))
   c.share = "embedding"  # embedding (paper: the nets share the embedding layer) | none
-  c.hint = ml_collections.ConfigDict(dict(kind="mse_logits", weight=0.1, temperature=1.0,
-                                          warmup_epochs=0.0))
-  c.kd = ml_collections.ConfigDict(dict(alpha=0.5, temperature=1.0))
-  c.teacher_workdir = ""
-  c.gradient_block = "on"  # on | off | strict
+  c.hint.weight = 0.1
+  c.kd.alpha, c.kd.temperature = 0.5, 1.0
 
   # Data and features.
   c.dataset = dataset  # frappe | movielens | synthetic_ctr | criteo | avazu
@@ -47,28 +46,13 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
   # Optimisation.
   c.num_epochs = 5  # Frappe and MovieLens overfit after a few epochs; metrics.jsonl has every epoch
-  c.num_train_steps = 0
   c.batch_size = 1024
   c.eval_batch_size = 4096
-  c.optim = ml_collections.ConfigDict(dict(
-      name="adam", lr=1e-3, momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant",
-      lr_boundaries=(0.5, 0.75), lr_decay=0.1, warmup_epochs=0.0, grad_clip_norm=0.0))
-  c.compute_dtype = "float32"
-  c.seed = 0
-
-  # Devices: the global batch is split over `data`; CTR embedding tables are row-sharded over
-  # `model` (when their row count divides). -1 = all remaining devices. See README "Running on
-  # many devices".
-  c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+  c.optim.update(name="adam", lr=1e-3, nesterov=False, weight_decay=0.0, schedule="constant",
+                 lr_boundaries=(0.5, 0.75), lr_decay=0.1)
 
   # Bookkeeping.
   c.eval_every_epochs = 0.5  # CTR nets overfit within a few epochs: evaluate often, pick by valid AUC
-  c.eval_every_steps = 0
-  c.log_every_steps = 50
-  c.checkpoint_every_steps = 0
-  c.max_checkpoints = 2
-  c.progress_bar = True
-  c.tensorboard = True  # also write TensorBoard event files (<workdir>/tensorboard/)
   return c
 
 

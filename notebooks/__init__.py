@@ -1,0 +1,1 @@
+"""The notebooks, and `python -m notebooks.execute`, which runs them and saves their outputs."""
