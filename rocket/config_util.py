@@ -71,6 +71,11 @@ def core_config() -> ConfigDict:
       grad_clip_norm=0.0,  # >0: clip by global norm
   ))
   c.seed = 0
+  # Model selection: the evaluation with the best `metric` (an evaluation key; "{net}" = the served
+  # net: light, or booster when it trains alone) has its checkpoint kept in <workdir>/best/ and is
+  # what final.json reports; "" = the last evaluation. patience > 0: stop after that many
+  # evaluations without improvement (early stopping).
+  c.select = ConfigDict(dict(metric="", mode="max", patience=0))
 
   # Devices: the global batch is split over `data`; CTR embedding tables are row-sharded over
   # `model` (when their row count divides). -1 = all remaining devices. See README "Running on

@@ -128,6 +128,9 @@ class Stack:
     self.method = methods.get_method(config.method)
     if jax.process_count() > 1:
       raise ConfigError("stacked runs use one process; train multi-host runs with rocket.main")
+    if config.get("select", {}).get("metric"):
+      raise ConfigError("stacked runs report their last evaluation: set config.select.metric='' "
+                        "or train runs that select a checkpoint with rocket.main")
     task = self.task = tasks.get_task(config)
     if len(self.seeds) > 1 and task.data_depends_on_seed(config):
       raise ConfigError("the runs of this stack would train on different data (train_subset or "

@@ -102,6 +102,13 @@ def _validate(config) -> None:
     raise ValueError(f"config.batch_size={b} must be a positive multiple of the mesh's data axis "
                      f"({data} devices) and of the number of processes ({jax.process_count()}): "
                      f"each takes an equal share of the global batch")
+  sel = config.get("select")
+  if sel is not None and (sel.mode not in ("max", "min") or sel.patience < 0):
+    raise ValueError(f"config.select.mode must be 'max' or 'min' and config.select.patience >= 0, "
+                     f"got {sel.mode!r}, {sel.patience}")
+  if sel is not None and sel.patience and not sel.metric:
+    raise ValueError("config.select.patience stops a run early by config.select.metric: set the "
+                     "metric too (e.g. 'valid/{net}_auc')")
   if config.eval_batch_size <= 0:  # rounded up to a multiple of the data axis (evaluation pads)
     raise ValueError(f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
 
@@ -447,6 +454,52 @@ class _Window:
     return out
 
 
+@dataclasses.dataclass
+class Selection:
+  """Model selection by an evaluation metric (``config.select``): the best evaluation so far and
+  the evaluations since it (early stopping). Its state goes into every checkpoint's meta, so a
+  resumed run selects as an uninterrupted one would."""
+  key: str
+  mode: str = "max"
+  patience: int = 0
+  best: float | None = None
+  since: int = 0
+  record: dict = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def from_config(cls, config) -> "Selection | None":
+    sel = config.get("select")
+    if sel is None or not sel.metric:
+      return None
+    nets = methods.get_method(config.method).nets
+    served = "light" if "light" in nets else "booster"
+    return cls(sel.metric.replace("{net}", served), sel.mode, int(sel.patience))
+
+  def update(self, record: dict) -> bool:
+    """Takes an evaluation; whether it is the best so far."""
+    if self.key not in record:
+      keys = sorted(k for k in record if "/" in k and not k.startswith("train/"))
+      raise ConfigError(f"config.select.metric: {self.key!r} is not an evaluation of this run; "
+                        f"its evaluations: {', '.join(keys)}")
+    v = float(record[self.key])
+    if self.best is None or (v > self.best if self.mode == "max" else v < self.best):
+      self.best, self.since, self.record = v, 0, dict(record)
+      return True
+    self.since += 1
+    return False
+
+  @property
+  def exhausted(self) -> bool:
+    return self.patience > 0 and self.since >= self.patience
+
+  def state(self) -> dict:
+    return {"best": self.best, "since": self.since, "record": self.record}
+
+  def restore(self, state: dict | None) -> None:
+    if state:
+      self.best, self.since, self.record = state["best"], int(state["since"]), dict(state["record"])
+
+
 class _SpeedProbe:
   """Times a few steps after the compiled first one and, when the run would take hours on this
   CPU, says so once with the expected time and what to run instead."""
@@ -563,14 +616,17 @@ def load_teacher(config, ds, mesh: Mesh):
     raise ConfigError(f"the teacher in {tdir} was trained with method {tconfig.method!r}; "
                       "a teacher must be a single net (method booster or light)")
   summary = json.loads((tdir / "final.json").read_text())
-  model, state = restore_latest(tdir, tconfig, ds, mesh)
+  # the checkpoint its final.json reports: the selected one when the run selected (config.select)
+  model, state, _ = restore_latest(tdir, tconfig, ds, mesh,
+                                   "best" if summary.get("selected") else "checkpoints")
   if state is None:
     raise ConfigError(f"the teacher run in {tdir} has no checkpoint; delete it to retrain")
   return model, {"params": state.params, "batch_stats": state.batch_stats}, summary
 
 
-def restore_latest(workdir, config, data, mesh: Mesh):
-  """``(model, state)`` of a run's latest checkpoint, laid out on ``mesh`` (state None if none)."""
+def restore_latest(workdir, config, data, mesh: Mesh, folder: str = "checkpoints"):
+  """``(model, state, meta)`` of the newest checkpoint in a run's ``folder`` (``checkpoints``, or
+  ``best``: the selected one), laid out on ``mesh`` (state and meta None if there is none)."""
   task = tasks.get_task(config)
   model = task.build_model(config, data)
   tx, _ = create_optimizer(config, 1, 1)
@@ -578,12 +634,12 @@ def restore_latest(workdir, config, data, mesh: Mesh):
   abstract = jax.eval_shape(lambda: init_state(model, tx, shape, 0, mesh, dtype, task.row_sharded))
   abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
                           abstract, state_shardings(abstract, mesh, task.row_sharded))
-  ck = ckpt_lib.Checkpoints(pathlib.Path(workdir) / "checkpoints")
+  ck = ckpt_lib.Checkpoints(pathlib.Path(workdir) / folder)
   try:
-    state, _ = ck.restore(abstract, task.arch(config, data))
+    state, meta = ck.restore(abstract, task.arch(config, data))
   finally:
     ck.close()
-  return model, state
+  return model, state, meta
 
 
 def mesh_shape(config=None) -> tuple[int, int]:
@@ -687,10 +743,17 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
     _say(f"resumed from step {int(state.step)} in {ckpts.directory}")
   start_step = int(state.step)
   final_path = workdir / "final.json"
-  if restored is not None and start_step >= total_steps and final_path.is_file():
+  if restored is not None and final_path.is_file() and (
+      start_step >= total_steps
+      or json.loads(final_path.read_text()).get("stopped_early_at") == start_step):
     ckpts.close()  # a finished run: rerunning it changes nothing
     _say(f"{workdir} holds a finished run (step {start_step}); nothing to do")
     return json.loads(final_path.read_text())
+  selection = Selection.from_config(config)
+  best_ckpts = None
+  if selection is not None:
+    selection.restore(meta.get("select") if restored is not None else None)
+    best_ckpts = ckpt_lib.Checkpoints(workdir / "best", 1)
   last_good = start_step if restored is not None else None
   metrics_path = workdir / "metrics.jsonl"
   writer = None
@@ -714,7 +777,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
   if restored is not None and meta.get("train_window"):  # the train/* averages in progress
     window.sums, window.count = dict(meta["train_window"]["sums"]), int(meta["train_window"]["count"])
   meta_now = lambda: {"arch": arch, "elapsed_s": elapsed(), "params": n_params,  # noqa: E731
-                      "train_window": {"sums": window.sums, "count": window.count}}
+                      "train_window": {"sums": window.sums, "count": window.count},
+                      **({"select": selection.state()} if selection is not None else {})}
   last_eval: dict[str, Any] = {}
   bar = None
   if config.progress_bar and jax.process_index() == 0:
@@ -727,7 +791,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
       start_step=start_step, num_steps=total_steps, sharding=data_sharding)
   state_is_finite = jax.jit(_all_finite, out_shardings=replicated)
 
-  def save(step_done: int, record: dict | None = None) -> None:
+  def save(step_done: int, record: dict | None = None, into=None) -> None:
     """Checkpoints ``state`` only when it and its evaluation are finite (no diverged state is
     ever "the last good checkpoint")."""
     bad = [] if bool(state_is_finite(state)) else ["parameters or optimizer state"]
@@ -737,8 +801,9 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
       raise NonFiniteLossError(
           f"non-finite {', '.join(bad)} at step {step_done}: not checkpointed; training stopped "
           f"and {where}. Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
-    ckpts.save(step_done, state, meta_now())
+    (into or ckpts).save(step_done, state, {**meta_now(), **({"record": record} if record else {})})
 
+  stopped_early_at = None
   try:
     with _stop_signals() as stop:
       for step, images, labels in batches:
@@ -771,22 +836,40 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
           if writer is not None:
             writer.write(record)
           _say(f"step {done} epoch {done / spe:.2f}: {task.headline(record)}", bar)
+          improved = selection is not None and selection.update(record)
           save(done, record)
+          if improved:
+            save(done, record, into=best_ckpts)
           last_good, last_eval = done, record
+          if selection is not None and selection.exhausted and done < total_steps:
+            stopped_early_at = done
+            _say(f"early stop at step {done}: no better {selection.key} in {selection.patience} "
+                 f"evaluations (best {selection.best:.6g} at step {selection.record['step']})", bar)
+            break
         elif config.checkpoint_every_steps and done % config.checkpoint_every_steps == 0:
           window.flush(last_good, ckpts.directory)
           window.first_pending_step = done
           save(done)
           last_good = done
   finally:
+    batches.close()  # stops the prefetch thread (an early stop leaves batches unread)
     if bar is not None:
       bar.close()
     ckpts.close()
+    if best_ckpts is not None:
+      best_ckpts.close()
     if writer is not None:
       writer.close()
   if not last_eval:  # resumed a finished run: evaluate the restored state
     last_eval = {"step": start_step, "epoch": start_step / spe, "wall_time_s": round(elapsed0, 2),
                  **evaluate_state(state)}
+  if selection is not None and selection.record:
+    # the selected evaluation is the run's result; its checkpoint is <workdir>/best/
+    last_eval = dict(selection.record, selected={
+        "metric": selection.key, "mode": selection.mode, "step": selection.record["step"],
+        "last_step": last_eval["step"], "checkpoint": str(workdir / "best")})
+  if stopped_early_at is not None:
+    last_eval["stopped_early_at"] = stopped_early_at
   last_eval["params"] = n_params
   last_eval.update({f"bytes/{k}": v for k, v in task.sizes(state.params).items()})
   last_eval["params_fingerprint"] = params_fingerprint(state.params, mesh)
@@ -830,15 +913,23 @@ class Run:
   model: Any
   state: TrainState
   step: int
+  checkpoint: str = "latest"  # which one: "latest" or "best" (config.select)
+  record: dict = dataclasses.field(default_factory=dict)  # its evaluation, when saved with it
 
 
-def load_run(workdir, config=None) -> Run:
-  """Loads a run's config (``config.json``), data, model and latest checkpoint.
+CHECKPOINT_CHOICES = ("auto", "best", "latest")
 
-  For notebooks, export and evaluation; ``config`` overrides the stored one.  The
-  state is restored onto this process's devices (``data`` axis only), whatever
-  mesh the run was trained on.
+
+def load_run(workdir, config=None, checkpoint: str = "latest") -> Run:
+  """Loads a run's config (``config.json``), data, model and a checkpoint.
+
+  ``checkpoint``: ``latest``; ``best``, the one ``config.select`` kept (``<workdir>/best/``);
+  ``auto``: best when the run kept one, else latest.  For notebooks, export and evaluation;
+  ``config`` overrides the stored one.  The state is restored onto this process's devices
+  (``data`` axis only), whatever mesh the run was trained on.
   """
+  if checkpoint not in CHECKPOINT_CHOICES:
+    raise ValueError(f"checkpoint must be one of {CHECKPOINT_CHOICES}, got {checkpoint!r}")
   import ml_collections  # noqa: PLC0415
 
   workdir = pathlib.Path(workdir)
@@ -850,7 +941,13 @@ def load_run(workdir, config=None) -> Run:
   task = tasks.get_task(config)
   data = task.load(config)
   # the local devices, whatever mesh the run was trained on
-  model, state = restore_latest(workdir, config, data, make_mesh())
+  if checkpoint == "auto":
+    checkpoint = "best" if (workdir / "best").is_dir() and any((workdir / "best").iterdir()) else "latest"
+  folder = "best" if checkpoint == "best" else "checkpoints"
+  model, state, meta = restore_latest(workdir, config, data, make_mesh(), folder)
   if state is None:
-    raise ckpt_lib.CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train the run first")
-  return Run(config, task, data, model, state, int(state.step))
+    what = ("no best checkpoint: the run did not select one (config.select.metric was empty); "
+            "load checkpoint='latest'" if checkpoint == "best" else "train the run first")
+    raise ckpt_lib.CheckpointError(f"no checkpoint in {workdir / folder}; {what}")
+  return Run(config, task, data, model, state, int(state.step), checkpoint,
+             dict(meta.get("record", {})))

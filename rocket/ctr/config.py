@@ -53,6 +53,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
   # Bookkeeping.
   c.eval_every_epochs = 0.5  # CTR nets overfit within a few epochs: evaluate often, pick by valid AUC
+  c.select.metric = "valid/{net}_auc"  # keep (and export) the best-validation checkpoint
   return c
 
 

@@ -97,6 +97,10 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
   emb = params["shared"]["embedding"] if "shared" in params else params[net]["embedding"]
   manifest = {
       "net": net, "int8": int8, "dataset": run.config.dataset, "step": run.step,
+      # which checkpoint (latest, or best by config.select) and its evaluation when saved with it
+      "checkpoint": run.checkpoint, "selected_by": run.config.get("select", {}).get("metric", "")
+      if run.checkpoint == "best" else "",
+      "evaluation": {k: v for k, v in run.record.items() if k.startswith(("valid/", "test/"))},
       "request_fields": [fields[i].name for i in req], "candidate_fields": [fields[i].name for i in cand],
       "vocab_sizes": {f.name: int(f.vocab_size) for f in fields},
       "num_leaves": len(leaves), "bytes": embedding_bytes(params), "embedding_bytes": embedding_bytes(emb),
@@ -138,6 +142,9 @@ def define_flags() -> None:
   flags.DEFINE_string("out", None, "Folder for the exported scorer.")
   flags.DEFINE_bool("int8", False, "Post-training int8 quantisation of the embedding tables.")
   flags.DEFINE_enum("net", "light", ["light", "booster"], "Which net to export.")
+  flags.DEFINE_enum("checkpoint", "auto", ["auto", "best", "latest"],
+                    "Which checkpoint: best (kept by config.select, e.g. the best validation AUC), "
+                    "latest, or auto: best when the run kept one.")
   flags.mark_flags_as_required(["workdir", "out"])
 
 
@@ -149,7 +156,7 @@ def main(argv):
   from rocket.checkpoint import CheckpointError  # noqa: PLC0415
 
   try:
-    run = train.load_run(FLAGS.workdir)
+    run = train.load_run(FLAGS.workdir, checkpoint=FLAGS.checkpoint)
     if run.config.get("task") != "ctr":
       raise ValueError(f"{FLAGS.workdir} is not a CTR run (config.task={run.config.get('task')!r})")
     if FLAGS.net not in run.model.nets:
@@ -161,7 +168,8 @@ def main(argv):
   except (ValueError, CheckpointError) as e:
     print(f"rocket.ctr.export: {e}", file=sys.stderr)
     sys.exit(1)
-  print(json.dumps({k: manifest[k] for k in ("net", "int8", "bytes", "embedding_bytes", "metrics",
+  print(json.dumps({k: manifest[k] for k in ("net", "int8", "step", "checkpoint", "evaluation",
+                                             "bytes", "embedding_bytes", "metrics",
                                              "request_fields", "candidate_fields")}, indent=1))
 
 

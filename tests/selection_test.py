@@ -1,0 +1,77 @@
+"""Model selection (config.select): the best evaluation's checkpoint is kept, reported, resumed,
+exported; early stopping with patience."""
+
+import json
+
+import pytest
+
+from rocket import train
+from rocket.config_util import ConfigError
+from rocket.ctr import export
+from tests.conftest import load_config
+
+
+def tiny_ctr(**overrides):
+  # 2048 synthetic clicks / batch 256 = 8 steps per epoch, 2 epochs, an evaluation every 2 steps
+  return load_config("tiny", file="ctr_frappe.py", eval_every_steps=2, **overrides)
+
+
+def records(wd):
+  return [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_best_validation_checkpoint_is_kept_reported_and_exported(tmp_path):
+  config = tiny_ctr(method="rocket", **{"optim.lr": 0.01})  # overfits within 2 epochs
+  assert config.select.metric == "valid/{net}_auc"  # the CTR default
+  final = train.train_and_evaluate(config, tmp_path)
+  recs = records(tmp_path)
+  best = max(recs, key=lambda r: r["valid/light_auc"])
+  assert len(recs) == 8 and best["step"] < recs[-1]["step"]  # this run peaks before its end
+  assert final["selected"]["step"] == best["step"] and final["selected"]["last_step"] == 16
+  assert final["selected"]["metric"] == "valid/light_auc"
+  for k in ("valid/light_auc", "test/light_auc", "test/booster_gauc"):
+    assert final[k] == best[k]
+  run = train.load_run(tmp_path, checkpoint="auto")
+  assert (run.checkpoint, run.step) == ("best", best["step"])
+  assert run.record["valid/light_auc"] == best["valid/light_auc"]
+  assert train.load_run(tmp_path).step == 16  # latest, as before
+  # the served model is the selected one: its test AUC is the reported one
+  assert export.evaluate(run, "light")["auc"] == pytest.approx(best["test/light_auc"], abs=1e-6)
+  manifest = export.export(run, tmp_path / "export")
+  assert (manifest["checkpoint"], manifest["step"]) == ("best", best["step"])
+  assert manifest["selected_by"] == "valid/{net}_auc"
+  assert manifest["evaluation"]["valid/light_auc"] == best["valid/light_auc"]
+
+
+def test_early_stopping_stops_after_patience_and_a_rerun_does_nothing(tmp_path):
+  # "step", minimised: the first evaluation stays the best, so patience 2 stops at the third
+  config = tiny_ctr(method="light", **{"select.metric": "step", "select.mode": "min",
+                                       "select.patience": 2})
+  final = train.train_and_evaluate(config, tmp_path)
+  assert [r["step"] for r in records(tmp_path)] == [2, 4, 6]
+  assert final["stopped_early_at"] == 6 and final["selected"]["step"] == 2 and final["step"] == 2
+  again = train.train_and_evaluate(config, tmp_path)  # finished: not trained further
+  assert again == final and [r["step"] for r in records(tmp_path)] == [2, 4, 6]
+
+
+def test_selection_survives_a_resume(tmp_path):
+  config = tiny_ctr(method="light", num_epochs=1)
+  whole = train.train_and_evaluate(config, tmp_path / "whole")
+  stop = dict(num_train_steps=4)  # the same run cut after two evaluations, then resumed
+  train.train_and_evaluate(load_config("tiny", file="ctr_frappe.py", eval_every_steps=2,
+                                       method="light", num_epochs=1, **stop), tmp_path / "part")
+  # a longer num_train_steps on the same workdir continues it (LR schedule: constant)
+  resumed = train.train_and_evaluate(config, tmp_path / "part")
+  assert resumed["selected"] == {**whole["selected"], "checkpoint": str(tmp_path / "part" / "best")}
+  assert resumed["valid/light_auc"] == whole["valid/light_auc"]
+
+
+def test_bad_selection_settings_say_what_to_do(tmp_path):
+  with pytest.raises(ConfigError, match="is not an evaluation of this run; its evaluations: .*"
+                                        "valid/light_auc"):
+    train.train_and_evaluate(tiny_ctr(method="light", **{"select.metric": "valid/light_acc"}),
+                             tmp_path)
+  with pytest.raises(ValueError, match="set the metric too"):
+    train.validate_config(tiny_ctr(**{"select.metric": "", "select.patience": 3}))
+  with pytest.raises(ValueError, match="'max' or 'min'"):
+    train.validate_config(tiny_ctr(**{"select.mode": "best"}))
