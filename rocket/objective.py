@@ -177,6 +177,8 @@ class Objective:
                                  class_mean=self.convention == "paper")
     if method.at:
       terms["at"] = losses.attention_transfer(outputs["features"]["light"], teacher["features"])
+    # a model's own penalties (e.g. an L2 on the embedding rows it looked up), weighted already
+    terms.update({f"penalty_{k}": v for k, v in outputs.get("penalties", {}).items()})
     return terms
 
   def term_weights(self, step=None, steps_per_epoch: int = 0) -> dict:
@@ -214,7 +216,8 @@ class Objective:
 
     def total(out):
       terms = self.loss_terms(out, labels, mode != "off", teacher)
-      return sum(weights[k] * v for k, v in terms.items()), terms
+      return sum((1.0 if k.startswith("penalty_") else weights[k]) * v
+                 for k, v in terms.items()), terms
 
     (loss, terms), d_out = jax.value_and_grad(total, has_aux=True)(out)
     (grads,) = pullback(d_out)

@@ -323,9 +323,12 @@ def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_ep
       teacher = jax.lax.stop_gradient(
           {"logits": t_out["logits"][net], "features": t_out["features"].get(net)})
 
+    # a model with dropout (it sets ``uses_dropout``) gets a "dropout" rng, per run, seed and step
+    rngs = {"dropout": jax.random.fold_in(key, 1)} if getattr(model, "uses_dropout", False) else None
+
     def forward(params):
       out, mut = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
-                             train=True, mutable=["batch_stats"])
+                             train=True, mutable=["batch_stats"], rngs=rngs)
       return out, mut["batch_stats"]
 
     weights = obj.term_weights(state.step, steps_per_epoch)

@@ -51,7 +51,7 @@ def _shapes(tree):
 def test_default_config():
   cfg = emb.default_embedding_config()
   assert cfg.to_dict() == dict(dim=16, rows="full", buckets=100_000, dims="", rank=0, dtype="float32",
-                               qat=False, int8=False)
+                               qat=False, int8=False, l2=0.0)
   with pytest.raises(ValueError, match="unknown embedding config"):
     emb.FieldEmbeddings.from_config(dict(dim=8, bukets=3), VOCAB)
   module = emb.FieldEmbeddings.from_config(dict(dim=8), VOCAB, name="embeddings")

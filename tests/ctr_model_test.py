@@ -284,3 +284,40 @@ def test_half_precision_tables_train_with_float32_optimizer_state(tmp_path, dtyp
   assert table.dtype == jnp.dtype(dtype)
   mu = run.state.opt_state[0][0].mu["light"]["embedding"]["field_0"]["table"]["embedding"]
   assert mu.dtype == jnp.float32
+
+
+def test_embedding_l2_penalises_the_looked_up_rows_only():
+  emb_cfg = ml_collections.FrozenConfigDict(dict(default_embedding_config(), l2=0.5))
+  m = CTRRocketNet(light=LIGHT, booster=BOOSTER, base_vocab_sizes=(5, 7, 3), emb_cfg=emb_cfg)
+  params = m.init(jax.random.key(0), IDS)["params"]
+  assert "penalties" not in m.apply({"params": params}, IDS)  # evaluation: no penalty
+  pen = m.apply({"params": params}, IDS, train=True)["penalties"]["emb_l2"]
+  tables = params["shared"]["embedding"]
+  rows = [np.asarray(tables[f"field_{f}"]["table"]["embedding"])[np.asarray(IDS[:, f])] for f in range(3)]
+  assert float(pen) == pytest.approx(0.5 * sum(float(np.sum(r ** 2)) for r in rows) / len(IDS), rel=1e-5)
+  g = jax.grad(lambda p: m.apply({"params": p}, IDS, train=True)["penalties"]["emb_l2"])(params)
+  for f in range(3):
+    touched = np.zeros(len(np.asarray(tables[f"field_{f}"]["table"]["embedding"])), bool)
+    touched[np.asarray(IDS[:, f])] = True
+    row_norms = np.abs(np.asarray(g["shared"]["embedding"][f"field_{f}"]["table"]["embedding"])).sum(1)
+    assert np.all(row_norms[~touched] == 0) and np.all(row_norms[touched] > 0)
+
+
+def test_dropout_is_random_in_training_and_off_in_evaluation(tmp_path):
+  spec = NetSpec("mlp", (16, 8), dropout=0.5)
+  assert "dropout0.5" in spec.name
+  with pytest.raises(ValueError, match="dropout"):
+    NetSpec("mlp", (8,), dropout=1.0)
+  m = model(booster=spec)
+  assert m.uses_dropout and not model().uses_dropout
+  params = m.init(jax.random.key(0), IDS)["params"]
+  z = [m.apply({"params": params}, IDS, train=True, rngs={"dropout": jax.random.key(k)})["logits"]
+       for k in (1, 2)]
+  assert not np.allclose(z[0]["booster"], z[1]["booster"])
+  np.testing.assert_array_equal(z[0]["light"], z[1]["light"])  # the light net has none
+  e = [m.apply({"params": params}, IDS)["logits"]["booster"] for _ in range(2)]
+  np.testing.assert_array_equal(e[0], e[1])
+  # the train step passes the rng; the run's penalty is a loss term
+  result = train.train_and_evaluate(tiny(method="rocket", **{"booster.dropout": 0.3,
+                                                             "embedding.l2": 1e-4}), tmp_path)
+  assert np.isfinite(result["test/booster_auc"]) and result["train/penalty_emb_l2"] > 0

@@ -22,9 +22,11 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
   # What to train (methods: light | booster | rocket | rocket_kd | kd).
   # The served net: a small MLP over the concatenated embeddings (lr | fm | mlp).
-  c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0))
+  # dropout: after each hidden layer, in training.
+  c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0, dropout=0.0))
   # The booster: deep and wide MLP with DCN-v2 cross layers beside it.
-  c.booster = ml_collections.ConfigDict(dict(kind="mlp", hidden="512,256,128", cross_layers=2))
+  c.booster = ml_collections.ConfigDict(dict(kind="mlp", hidden="512,256,128", cross_layers=2,
+                                             dropout=0.0))
   c.share = "embedding"  # embedding (paper: the nets share the embedding layer) | none
   c.hint.weight = 0.1
   c.kd.alpha, c.kd.temperature = 0.5, 1.0
@@ -42,7 +44,8 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   ))
   c.synthetic_ctr = ml_collections.ConfigDict(dict(num_users=200, num_items=300, num_train=20_000,
                                                    num_test=4_000))
-  c.embedding = default_embedding_config()  # compression: rows / dims / rank / dtype / qat
+  # compression: rows / dims / rank / dtype / qat; l2: penalty on the rows a batch looks up
+  c.embedding = default_embedding_config()
 
   # Optimisation.
   c.num_epochs = 5  # Frappe and MovieLens overfit after a few epochs; metrics.jsonl has every epoch

@@ -84,6 +84,7 @@ def default_embedding_config() -> ml_collections.ConfigDict:
   c.dtype = "float32"   # table storage: "float32" | "float16" | "bfloat16"
   c.qat = False         # int8 quantisation-aware training (fake-quant + STE)
   c.int8 = False        # int8 tables; set by post-training quantisation only
+  c.l2 = 0.0            # L2 penalty on the rows a batch looks up (l2 * mean_b sum e^2); not layout
   return c
 
 
@@ -318,6 +319,7 @@ class FieldEmbeddings(nn.Module):
     ``kwargs`` go to the constructor (``name``, ``init_std``, or overrides).
     """
     values = dict(cfg.to_dict() if isinstance(cfg, ml_collections.ConfigDict) else cfg)
+    values.pop("l2", None)  # a training penalty (CTRRocketNet applies it), not the layout
     unknown = sorted(set(values) - set(CONFIG_FIELDS))
     if unknown:
       raise ValueError(f"unknown embedding config fields {unknown}; known: {CONFIG_FIELDS}")

@@ -24,9 +24,14 @@ Nets (``NetSpec``):
   embedding lookup summed over fields) plus a bias;
 * ``fm``: factorisation machine -- ``lr`` plus the pairwise interactions
   ``sum_{i<j} <e_i, e_j>`` of the (shared) embeddings;
-* ``mlp``: concatenated embeddings -> ReLU MLP (``hidden``) -> logit;
-  ``cross_layers > 0`` puts DCN-v2 cross layers (Wang et al., 2021) in parallel
-  with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both.
+* ``mlp``: concatenated embeddings -> ReLU MLP (``hidden``, with ``dropout`` after each hidden
+  layer in training) -> logit; ``cross_layers > 0`` puts DCN-v2 cross layers (Wang et al., 2021)
+  in parallel with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both.
+
+Regularisation: ``dropout`` per net (``config.light.dropout`` / ``config.booster.dropout``; the
+model then sets ``uses_dropout`` and the train step passes a ``dropout`` rng), and an L2 penalty on
+the embedding rows a batch looks up (``config.embedding.l2``: ``l2 * mean_b sum_{f,d} e^2``),
+returned in training as ``out["penalties"]["emb_l2"]``, which the objective adds to the loss.
 """
 
 from __future__ import annotations
@@ -52,12 +57,15 @@ class NetSpec:
   kind: str = "mlp"
   hidden: tuple[int, ...] = (64,)
   cross_layers: int = 0
+  dropout: float = 0.0  # after each hidden layer, in training
 
   def __post_init__(self):
     if self.kind not in NET_KINDS:
       raise ValueError(f"net kind must be one of {NET_KINDS}, got {self.kind!r}")
     if any(h <= 0 for h in self.hidden) or self.cross_layers < 0:
       raise ValueError(f"hidden sizes must be > 0 and cross_layers >= 0, got {self}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
     if self.kind != "mlp" and (self.cross_layers or self.hidden):
       object.__setattr__(self, "hidden", ())
       object.__setattr__(self, "cross_layers", 0)
@@ -73,14 +81,16 @@ class NetSpec:
       except ValueError:
         raise ValueError(f"hidden must be a comma list of layer widths like '256,128', "
                          f"got {hidden!r}") from None
-    return cls(kind=c.get("kind", "mlp"), hidden=tuple(hidden), cross_layers=int(c.get("cross_layers", 0)))
+    return cls(kind=c.get("kind", "mlp"), hidden=tuple(hidden), cross_layers=int(c.get("cross_layers", 0)),
+               dropout=float(c.get("dropout", 0.0)))
 
   @property
   def name(self) -> str:
     if self.kind != "mlp":
       return self.kind.upper()
     s = "MLP-" + "x".join(map(str, self.hidden)) if self.hidden else "MLP-linear"
-    return s + (f"+DCNv2x{self.cross_layers}" if self.cross_layers else "")
+    s += f"+DCNv2x{self.cross_layers}" if self.cross_layers else ""
+    return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
 
 
 def crossed_ids(ids, crosses: tuple[tuple[int, ...], ...], buckets: int, xp=jnp):
@@ -101,7 +111,7 @@ class _Head(nn.Module):
   emb_cfg: Any
 
   @nn.compact
-  def __call__(self, ids, emb):
+  def __call__(self, ids, emb, train: bool = False):
     s = self.spec
     if s.kind in ("lr", "fm"):
       # One scalar per feature: the embedding's row scheme and storage, width 1.
@@ -117,6 +127,8 @@ class _Head(nn.Module):
     h = x0
     for i, width in enumerate(s.hidden):
       h = nn.relu(nn.Dense(width, name=f"dense{i}")(h))
+      if s.dropout:
+        h = nn.Dropout(s.dropout, deterministic=not train)(h)
     parts = [h]
     if s.cross_layers:
       x = x0
@@ -137,10 +149,10 @@ class _Net(nn.Module):
       self.embedding = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes)
     self.head = _Head(self.spec, self.vocab_sizes, self.emb_cfg)
 
-  def __call__(self, ids, emb=None):
-    if self.own_embedding:
-      emb = self.embedding(ids)
-    return self.head(ids, emb)
+  def __call__(self, ids, emb=None, train: bool = False):
+    """``(logit, the embeddings it looked up itself or None)``."""
+    own = self.embedding(ids) if self.own_embedding else None
+    return self.head(ids, emb if own is None else own, train), own
 
 
 class _SharedEmbedding(nn.Module):
@@ -174,6 +186,11 @@ class CTRRocketNet(nn.Module):
     return tuple(self.base_vocab_sizes) + (self.cross_buckets,) * len(self.crosses)
 
   @property
+  def uses_dropout(self) -> bool:
+    """The train step passes a ``dropout`` rng when set."""
+    return any(getattr(self, n).dropout for n in self.nets)
+
+  @property
   def shares_embedding(self) -> bool:
     return self.share == "embedding" and len(self.nets) == 2
 
@@ -195,8 +212,16 @@ class CTRRocketNet(nn.Module):
 
   def __call__(self, ids, train: bool = False, only: Optional[str] = None):
     """``only="light"`` runs the light net alone (serving); the booster is not touched."""
-    del train  # no dropout / batch norm in these nets
     ids = self.all_ids(ids)
     nets = (only,) if only else self.nets
     emb = self.shared(ids) if self.shares_embedding else None
-    return {"logits": {n: self.towers[n](ids, emb) for n in nets}, "features": {}}
+    logits, looked_up = {}, [] if emb is None else [emb]
+    for n in nets:
+      logits[n], own = self.towers[n](ids, emb, train)
+      looked_up += [] if own is None else [own]
+    out = {"logits": logits, "features": {}}
+    l2 = float(self.emb_cfg.get("l2", 0.0))
+    if train and l2 > 0:  # on the rows this batch looked up only
+      sq = sum(jnp.sum(jnp.square(e.astype(jnp.float32))) for e in looked_up)
+      out["penalties"] = {"emb_l2": l2 * sq / ids.shape[0]}
+    return out

@@ -77,9 +77,10 @@ class CTRTask(tasks.Task):
             "vocab_sizes": [int(f.vocab_size) for f in ds.fields],
             "crosses": config.features.get("crosses", ""),
             "cross_buckets": cross_buckets(config),
-            "embedding": config.embedding.to_dict()}
+            # regularisation (embedding.l2, <net>.dropout) changes no parameter: not part of it
+            "embedding": {k: v for k, v in config.embedding.to_dict().items() if k != "l2"}}
     for n in method.nets:
-      arch[n] = config[n].to_dict()
+      arch[n] = {k: v for k, v in config[n].to_dict().items() if k != "dropout"}
     if len(method.nets) == 2:
       arch["share"] = config.share
     return arch
