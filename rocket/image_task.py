@@ -72,7 +72,7 @@ class ImageTask(tasks.Task):
   def load(self, config):
     return load_dataset(config)
 
-  def describe(self, ds):
+  def describe(self, ds, config=None):
     return (f"{ds.description}: {len(ds.train_labels)} train / {len(ds.test_labels)} test images")
 
   def train_arrays(self, ds):

@@ -771,8 +771,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
                        in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
                        out_shardings=(state_sh, replicated), donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
-  _say(f"{config.method} on {task.describe(ds)}, {total_steps} steps ({spe} per epoch), params {n_params}, "
-       f"{jax.device_count()} x {jax.devices()[0].device_kind}")
+  _say(f"{config.method} on {task.describe(ds, config)}, {total_steps} steps ({spe} per epoch), "
+       f"params {n_params}, {jax.device_count()} x {jax.devices()[0].device_kind}")
 
   t0 = time.time()
   elapsed = lambda: elapsed0 + time.time() - t0  # noqa: E731

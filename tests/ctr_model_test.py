@@ -321,3 +321,42 @@ def test_dropout_is_random_in_training_and_off_in_evaluation(tmp_path):
   result = train.train_and_evaluate(tiny(method="rocket", **{"booster.dropout": 0.3,
                                                              "embedding.l2": 1e-4}), tmp_path)
   assert np.isfinite(result["test/booster_auc"]) and result["train/penalty_emb_l2"] > 0
+
+
+def test_cross_buckets_sized_from_the_training_data(tmp_path):
+  from rocket import tasks  # noqa: PLC0415
+  from rocket.ctr import task as ctr_task  # noqa: PLC0415
+
+  config = tiny(**{"features.cross_buckets": 0, "features.cross_load": 0.5,
+                   "features.crosses": "item*hour,user*item"})
+  ds = tasks.get_task(config).load(config)
+  distinct = [len(np.unique(np.asarray(ds.train.ids)[:, c], axis=0)) for c in ([1, 2], [0, 1])]
+  sizes = ctr_task.cross_buckets(config, ds)
+  assert sizes == tuple(int(np.ceil(d / 0.5)) for d in distinct)  # train rows only
+  report = ctr_task.cross_report(config, ds)
+  assert f"item*hour: {distinct[0]:,} distinct in {sizes[0]:,} buckets" in report
+  m = ctr_task.build_ctr_model(config, ds)
+  assert m.vocab_sizes[-2:] == sizes
+  params = m.init(jax.random.key(0), jnp.asarray(ds.train.ids[:4]))["params"]
+  assert params["shared"]["embedding"]["field_5"]["table"]["embedding"].shape[0] == sizes[1]
+  # a configured count is the same for every cross, as before
+  config.features.cross_buckets = 97
+  assert ctr_task.cross_buckets(config, ds) == 97 and "in 97 buckets" in ctr_task.cross_report(config, ds)
+  config.features.cross_buckets = -1
+  with pytest.raises(ValueError, match="cross_buckets must be > 0, or 0"):
+    ctr_task.cross_buckets(config, ds)
+  # a whole run: trained, evaluated, exported, scored with per-cross tables
+  config.features.cross_buckets = 0
+  train.train_and_evaluate(apply(config, method="light"), tmp_path / "run")
+  run = train.load_run(tmp_path / "run")
+  export.export(run, tmp_path / "export")
+  s = Scorer.load(tmp_path / "export")
+  req, cand = export.field_layout(run.data.fields)
+  ids = np.asarray(run.data.test.ids[:5])
+  assert s.score(ids[0, req], ids[:, cand]).shape == (5,)
+
+
+def apply(config, **overrides):
+  from rocket.config_util import apply_overrides  # noqa: PLC0415
+
+  return apply_overrides(config, overrides)

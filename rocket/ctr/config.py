@@ -40,7 +40,8 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
       hash_buckets=0,  # >0: hashing trick for every base field instead of a vocabulary
       train_subset=0,
       crosses="",  # hashed crosses computed in-graph, e.g. "item*user_age,item*user_gender"
-      cross_buckets=10_000,
+      cross_buckets=10_000,  # rows of each cross's table; 0 = from the data (cross_load)
+      cross_load=0.25,  # cross_buckets=0: distinct training values per bucket (rows = distinct / load)
   ))
   c.synthetic_ctr = ml_collections.ConfigDict(dict(num_users=200, num_items=300, num_train=20_000,
                                                    num_test=4_000))

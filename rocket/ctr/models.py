@@ -93,14 +93,16 @@ class NetSpec:
     return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
 
 
-def crossed_ids(ids, crosses: tuple[tuple[int, ...], ...], buckets: int, xp=jnp):
-  """Hashed cross ids ``[B, len(crosses)]`` of the base ids ``[B, F]`` (numpy or jax)."""
+def crossed_ids(ids, crosses: tuple[tuple[int, ...], ...], buckets, xp=jnp):
+  """Hashed cross ids ``[B, len(crosses)]`` of the base ids ``[B, F]`` (numpy or jax);
+  ``buckets``: one row count for every cross, or one per cross."""
+  sizes = (buckets,) * len(crosses) if isinstance(buckets, int) else tuple(buckets)
   cols = []
   for k, fields in enumerate(crosses):
     h = ids[:, fields[0]]
     for j, f in enumerate(fields[1:]):
       last = j == len(fields) - 2
-      h = hashing.cross_ids(h, ids[:, f], buckets if last else _WIDE, salt=k + 1, xp=xp)
+      h = hashing.cross_ids(h, ids[:, f], sizes[k] if last else _WIDE, salt=k + 1, xp=xp)
     cols.append(h)
   return xp.stack(cols, axis=1).astype(xp.int32)
 
@@ -175,7 +177,7 @@ class CTRRocketNet(nn.Module):
   emb_cfg: Any  # the config.embedding ConfigDict, frozen (ml_collections.FrozenConfigDict)
   share: str = "embedding"
   crosses: tuple[tuple[int, ...], ...] = ()
-  cross_buckets: int = 10_000
+  cross_buckets: Any = 10_000  # rows of each cross's table: one int, or a tuple (one per cross)
 
   @property
   def nets(self) -> tuple[str, ...]:
@@ -183,7 +185,8 @@ class CTRRocketNet(nn.Module):
 
   @property
   def vocab_sizes(self) -> tuple[int, ...]:
-    return tuple(self.base_vocab_sizes) + (self.cross_buckets,) * len(self.crosses)
+    b = self.cross_buckets
+    return tuple(self.base_vocab_sizes) + ((b,) * len(self.crosses) if isinstance(b, int) else tuple(b))
 
   @property
   def uses_dropout(self) -> bool:

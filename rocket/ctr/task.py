@@ -56,11 +56,12 @@ class CTRTask(tasks.Task):
         embeddings.check_ids(np.asarray(split.ids[:100_000]), sizes)
     return ds
 
-  def describe(self, ds):
+  def describe(self, ds, config=None):
     n_valid = 0 if ds.valid is None else len(ds.valid.labels)
+    crosses = "" if config is None else cross_report(config, ds)
     return (f"{ds.description or ds.name}: {len(ds.train.labels)} train / {n_valid} valid / "
             f"{len(ds.test.labels)} test rows, {len(ds.fields)} fields, "
-            f"positive rate {ds.positive_rate:.3f}")
+            f"positive rate {ds.positive_rate:.3f}" + (f"; {crosses}" if crosses else ""))
 
   def train_arrays(self, ds):
     return ds.train.ids, ds.train.labels
@@ -76,7 +77,7 @@ class CTRTask(tasks.Task):
     arch = {"method": config.method, "task": "ctr", "dataset": config.dataset,
             "vocab_sizes": [int(f.vocab_size) for f in ds.fields],
             "crosses": config.features.get("crosses", ""),
-            "cross_buckets": cross_buckets(config),
+            "cross_buckets": _as_json(cross_buckets(config, ds)),
             # regularisation (embedding.l2, <net>.dropout) changes no parameter: not part of it
             "embedding": {k: v for k, v in config.embedding.to_dict().items() if k != "l2"}}
     for n in method.nets:
@@ -148,27 +149,75 @@ class CTRTask(tasks.Task):
     return out
 
 
-def cross_buckets(config) -> int:
-  """Rows of each hashed cross's table (``features.cross_buckets``; the model's default when unset)."""
+STATS_ROWS = 2_000_000  # cross sizes and collisions are counted on at most this many train rows
+
+
+def _as_json(buckets):
+  return buckets if isinstance(buckets, int) else list(buckets)
+
+
+def cross_fields(config, ds) -> tuple[tuple[int, ...], ...]:
+  """The crosses of ``features.crosses`` as tuples of field indices."""
+  from rocket.ctr.features import parse_crosses  # noqa: PLC0415
+
+  names = [f.name for f in ds.fields]
+  return tuple(tuple(names.index(f) for f in c)
+               for c in parse_crosses(config.features.get("crosses", ""), names))
+
+
+def cross_buckets(config, ds=None):
+  """Rows of each hashed cross's table: ``features.cross_buckets`` (the model's default when
+  unset) for every cross, or, when it is 0, one count per cross from the training data: its
+  distinct training values over ``features.cross_load`` (an int when all are configured, else a
+  tuple)."""
   from rocket.ctr.models import CTRRocketNet  # noqa: PLC0415
 
-  return int(config.features.get("cross_buckets", CTRRocketNet.cross_buckets))
+  n = int(config.features.get("cross_buckets", CTRRocketNet.cross_buckets))
+  if n > 0:
+    return n
+  if n < 0 or ds is None or config.features.get("cross_load", 0.25) <= 0:
+    raise ConfigError(f"config.features.cross_buckets must be > 0, or 0 (sized from the data with "
+                      f"config.features.cross_load > 0), got {n}")
+  load = float(config.features.cross_load)
+  ids = np.asarray(ds.train.ids[:STATS_ROWS])
+  return tuple(max(16, int(np.ceil(len(np.unique(ids[:, list(c)], axis=0)) / load)))
+               for c in cross_fields(config, ds))
+
+
+def cross_report(config, ds) -> str:
+  """One line per cross: distinct training values, buckets, and the share of those values that
+  share a bucket with another (hash collisions), counted on the training rows."""
+  from rocket.ctr.models import crossed_ids  # noqa: PLC0415
+
+  crosses = cross_fields(config, ds)
+  if not crosses:
+    return ""
+  sizes = cross_buckets(config, ds)
+  sizes = (sizes,) * len(crosses) if isinstance(sizes, int) else sizes
+  ids = np.asarray(ds.train.ids[:STATS_ROWS])
+  names = [f.name for f in ds.fields]
+  parts = []
+  for k, (c, b) in enumerate(zip(crosses, sizes)):
+    values, first = np.unique(ids[:, list(c)], axis=0, return_index=True)
+    hashed = crossed_ids(ids[first], crosses, sizes, xp=np)[:, k]  # the model's hash of each value
+    _, counts = np.unique(hashed, return_counts=True)
+    shared = float(counts[counts > 1].sum()) / len(values)
+    parts.append(f"{'*'.join(names[f] for f in c)}: {len(values):,} distinct in {b:,} buckets, "
+                 f"{100 * shared:.1f}% share one")
+  return "crosses (train rows): " + "; ".join(parts)
 
 
 def build_ctr_model(config, ds):
   """The :class:`rocket.ctr.models.CTRRocketNet` a CTR config describes."""
   import ml_collections  # noqa: PLC0415
 
-  from rocket.ctr.features import parse_crosses  # noqa: PLC0415
   from rocket.ctr.models import CTRRocketNet, NetSpec  # noqa: PLC0415
 
   method = methods.get_method(config.method)
-  names = [f.name for f in ds.fields]
-  crosses = tuple(tuple(names.index(f) for f in c)
-                  for c in parse_crosses(config.features.get("crosses", ""), names))
+  crosses = cross_fields(config, ds)
   spec = lambda n: NetSpec.from_config(config[n]) if n in method.nets else None  # noqa: E731
   return CTRRocketNet(light=spec("light"), booster=spec("booster"),
                       base_vocab_sizes=tuple(int(f.vocab_size) for f in ds.fields),
                       emb_cfg=ml_collections.FrozenConfigDict(config.embedding), share=config.share,
-                      crosses=crosses, cross_buckets=cross_buckets(config))
+                      crosses=crosses, cross_buckets=cross_buckets(config, ds))
 
