@@ -51,12 +51,27 @@ def test_param_tree_follows_the_sharing_scheme():
   assert out["logits"]["light"].shape == (6,) and out["logits"]["booster"].shape == (6,)
 
 
-@pytest.mark.parametrize("kind", ["lr", "fm", "mlp"])
+@pytest.mark.parametrize("kind", ["lr", "fm", "deepfm", "mlp"])
 def test_light_kinds(kind):
   m = model(light=NetSpec(kind, (8,)))
   variables = m.init(jax.random.key(1), IDS)
   z = m.apply(variables, IDS, only="light")["logits"]
   assert set(z) == {"light"} and z["light"].shape == (6,)
+
+
+def test_deepfm_is_fm_plus_an_mlp_on_the_same_embeddings():
+  m = model(light=NetSpec("deepfm", (8,)))
+  params = m.init(jax.random.key(1), IDS)["params"]
+  assert set(params["light"]["head"]) == {"linear", "bias", "dense0", "out"}
+  fm = model(light=NetSpec("fm"))
+  fm_params = {**params, "light": {"head": {k: params["light"]["head"][k] for k in ("linear", "bias")}}}
+  mlp = model(light=NetSpec("mlp", (8,)))
+  mlp_params = {**params, "light": {"head": {k: params["light"]["head"][k] for k in ("dense0", "out")}}}
+  z = lambda mm, p: mm.apply({"params": p}, IDS, only="light")["logits"]["light"]  # noqa: E731
+  np.testing.assert_allclose(z(m, params), z(fm, fm_params) + z(mlp, mlp_params), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="deepfm has no cross layers"):
+    NetSpec("deepfm", (8,), cross_layers=1)
+  assert NetSpec("deepfm", (8, 4)).name == "DeepFM-8x4"
 
 
 def test_fm_interaction_matches_pairwise_sum():

@@ -21,7 +21,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   c.task = "ctr"
 
   # What to train (methods: light | booster | rocket | rocket_kd | kd).
-  # The served net: a small MLP over the concatenated embeddings (lr | fm | mlp).
+  # The served net: a small MLP over the concatenated embeddings (lr | fm | deepfm | mlp).
   # dropout: after each hidden layer, in training.
   c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0, dropout=0.0))
   # The booster: deep and wide MLP with DCN-v2 cross layers beside it.

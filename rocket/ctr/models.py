@@ -24,6 +24,8 @@ Nets (``NetSpec``):
   embedding lookup summed over fields) plus a bias;
 * ``fm``: factorisation machine -- ``lr`` plus the pairwise interactions
   ``sum_{i<j} <e_i, e_j>`` of the (shared) embeddings;
+* ``deepfm``: DeepFM (Guo et al., 2017) -- ``fm`` plus an MLP (``hidden``, ``dropout``) over the
+  same concatenated embeddings, their logits summed;
 * ``mlp``: concatenated embeddings -> ReLU MLP (``hidden``, with ``dropout`` after each hidden
   layer in training) -> logit; ``cross_layers > 0`` puts DCN-v2 cross layers (Wang et al., 2021)
   in parallel with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both.
@@ -47,7 +49,7 @@ from rocket.ctr.embeddings import FieldEmbeddings
 from rocket.objective import NETS
 
 
-NET_KINDS = ("lr", "fm", "mlp")
+NET_KINDS = ("lr", "fm", "deepfm", "mlp")
 CTR_SHARE_SCHEMES = ("embedding", "none")
 _WIDE = 2**31 - 1  # intermediate bucket count when crossing three or more fields
 
@@ -66,9 +68,12 @@ class NetSpec:
       raise ValueError(f"hidden sizes must be > 0 and cross_layers >= 0, got {self}")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-    if self.kind != "mlp" and (self.cross_layers or self.hidden):
+    if self.kind in ("lr", "fm") and (self.cross_layers or self.hidden):
       object.__setattr__(self, "hidden", ())
       object.__setattr__(self, "cross_layers", 0)
+    if self.kind == "deepfm" and self.cross_layers:
+      raise ValueError("deepfm has no cross layers (cross_layers=0); DCN-v2 is kind='mlp' with "
+                       "cross_layers > 0")
 
   @classmethod
   def from_config(cls, c) -> "NetSpec":
@@ -86,9 +91,10 @@ class NetSpec:
 
   @property
   def name(self) -> str:
-    if self.kind != "mlp":
+    if self.kind in ("lr", "fm"):
       return self.kind.upper()
-    s = "MLP-" + "x".join(map(str, self.hidden)) if self.hidden else "MLP-linear"
+    prefix = "DeepFM-" if self.kind == "deepfm" else "MLP-"
+    s = prefix + "x".join(map(str, self.hidden)) if self.hidden else prefix + "linear"
     s += f"+DCNv2x{self.cross_layers}" if self.cross_layers else ""
     return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
 
@@ -115,16 +121,22 @@ class _Head(nn.Module):
   @nn.compact
   def __call__(self, ids, emb, train: bool = False):
     s = self.spec
-    if s.kind in ("lr", "fm"):
+    if s.kind in ("lr", "fm", "deepfm"):
       # One scalar per feature: the embedding's row scheme and storage, width 1.
       w = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes, dim=1, dims="", rank=0,
                                       name="linear")(ids)  # [B, F, 1]
       z = jnp.sum(w[..., 0], axis=-1) + self.param("bias", nn.initializers.zeros, ())
-      if s.kind == "fm":
+      if s.kind != "lr":
         sq_sum = jnp.square(jnp.sum(emb, axis=1))
         sum_sq = jnp.sum(jnp.square(emb), axis=1)
         z = z + 0.5 * jnp.sum(sq_sum - sum_sq, axis=-1)
-      return z
+      if s.kind != "deepfm":
+        return z
+      return z + self._mlp(emb, train)
+    return self._mlp(emb, train)
+
+  def _mlp(self, emb, train: bool):
+    s = self.spec
     x0 = emb.reshape(emb.shape[0], -1)
     h = x0
     for i, width in enumerate(s.hidden):
