@@ -375,3 +375,31 @@ def apply(config, **overrides):
   from rocket.config_util import apply_overrides  # noqa: PLC0415
 
   return apply_overrides(config, overrides)
+
+
+def test_the_export_scores_raw_feature_values(trained, tmp_path):
+  # the export carries the vocabularies: raw values give the scores of their training ids
+  wd, run = trained
+  export.export(run, tmp_path / "s")
+  s = Scorer.load(tmp_path / "s")
+  assert set(s.manifest["encoders"]) == {f.name for f in run.data.fields}
+  req, cand = export.field_layout(run.data.fields)
+  ids = np.asarray(run.data.test.ids[:20]).copy()
+  ids[3, cand[0]] = 0  # an out-of-vocabulary candidate
+
+  def raw(f, i):  # the raw value training mapped to id i (id 0: a value it never kept)
+    values = run.data.encoders[f]["values"]
+    return values[i - 1] if i > 0 else -12345
+
+  names = [f.name for f in run.data.fields]
+  request = {names[f]: raw(f, ids[0, f]) for f in req}
+  candidates = {names[f]: [raw(f, i) for i in ids[:, f]] for f in cand}
+  np.testing.assert_array_equal(s.score_raw(request, candidates), s.score(ids[0, req], ids[:, cand]))
+  with pytest.raises(RequestError, match="must give exactly the fields"):
+    s.score_raw(request, {})
+  strict = Scorer.load(tmp_path / "s", unknown_ids="reject")
+  with pytest.raises(RequestError, match="-12345 is not in the training vocabulary"):
+    strict.score_raw(request, candidates)
+  (tmp_path / "s" / "vocab.npz").write_bytes(b"x")  # a changed vocabulary is refused
+  with pytest.raises(ExportError, match="vocab.npz does not match"):
+    Scorer.load(tmp_path / "s")

@@ -70,6 +70,10 @@ class CTRDataset:
   test: CTRSplit
   description: str = ""
   test_true_prob: np.ndarray | None = None  # float32 [N_test]; synthetic_ctr only
+  # per field, how a raw value becomes its id (``encode_fields``): {"kind": "vocab", "values":
+  # kept values in id order (id = index + 1; others are 0)} or {"kind": "hash", "buckets",
+  # "salt"}; None when the loader gives ids only. An export carries them (raw-value requests).
+  encoders: list | None = None
 
   @property
   def positive_rate(self) -> float:
@@ -174,10 +178,12 @@ def random_split(n: int, seed: int = SPLIT_SEED, fractions=(0.8, 0.1)) -> tuple[
 
 
 def encode_fields(names: list[str], columns: dict[str, list[np.ndarray]],
-                  opts: FeatureOptions) -> tuple[dict[str, np.ndarray], list[int]]:
+                  opts: FeatureOptions, encoders: list | None = None
+                  ) -> tuple[dict[str, np.ndarray], list[int]]:
   """Raw per-field columns per split -> int32 id matrices per split, and the vocab sizes.
 
-  ``columns["train"][f]`` fits field f's vocabulary (or hashing replaces it).
+  ``columns["train"][f]`` fits field f's vocabulary (or hashing replaces it). When ``encoders``
+  is a list, each field's encoder (see :class:`CTRDataset`) is appended to it.
   """
   out = {split: np.zeros((len(cols[0]) if cols else 0, len(names)), np.int32)
          for split, cols in columns.items()}
@@ -187,11 +193,15 @@ def encode_fields(names: list[str], columns: dict[str, list[np.ndarray]],
       for split, cols in columns.items():
         out[split][:, f] = hash_column(cols[f], opts.hash_buckets, field_salt(name))
       sizes.append(opts.hash_buckets)
+      enc = {"kind": "hash", "buckets": int(opts.hash_buckets), "salt": field_salt(name)}
     else:
       vocab = Vocab.fit(columns["train"][f], opts.min_count)
       for split, cols in columns.items():
         out[split][:, f] = vocab.transform(cols[f])
       sizes.append(len(vocab))
+      enc = {"kind": "vocab", "values": np.asarray(vocab.values)}
+    if encoders is not None:
+      encoders.append(enc)
   return out, sizes
 
 
@@ -222,13 +232,15 @@ def load_frappe(data_dir: str = "", opts: FeatureOptions | None = None) -> CTRDa
   y = np.concatenate([z["validation_y"], z["test_y"]]).astype(np.float32)
   splits = dict(zip(("train", "valid", "test"), random_split(len(y))))
   columns = {s: [x[idx, f] for f in range(x.shape[1])] for s, idx in splits.items()}
-  ids, sizes = encode_fields(names, columns, opts)
+  encoders: list = []
+  ids, sizes = encode_fields(names, columns, opts, encoders)
   fields = [FieldSpec(n, v, FRAPPE_SIDES.get(n, "context")) for n, v in zip(names, sizes)]
   user_col = names.index("user")
   parts = {s: CTRSplit(ids[s], y[idx], x[idx, user_col]) for s, idx in splits.items()}
   return CTRDataset("frappe", fields, parts["train"], parts["valid"], parts["test"],
                     description=f"Frappe (libfm validation+test re-split 80/10/10, seed {SPLIT_SEED}; "
-                    f"{describe_features(opts)}; {path})")
+                    f"{describe_features(opts)}; {path})",
+                    encoders=encoders)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,13 +295,15 @@ def load_movielens(data_dir: str = "", opts: FeatureOptions | None = None) -> CT
   names = [r[0] for r in raw]
   splits = dict(zip(("train", "valid", "test"), per_user_temporal_split(users, d["timestamp"])))
   columns = {s: [np.asarray(r[1])[idx].astype(np.int64) for r in raw] for s, idx in splits.items()}
-  ids, sizes = encode_fields(names, columns, opts)
+  encoders: list = []
+  ids, sizes = encode_fields(names, columns, opts, encoders)
   fields = [FieldSpec(name, v, side) for (name, _, side), v in zip(raw, sizes)]
   y = d["label"].astype(np.float32)
   parts = {s: CTRSplit(ids[s], y[idx], users[idx]) for s, idx in splits.items()}
   return CTRDataset("movielens", fields, parts["train"], parts["valid"], parts["test"],
                     description=f"MovieLens-100k (rating>=4; per-user temporal split 80/10/10; "
-                    f"{describe_features(opts)}; {path})")
+                    f"{describe_features(opts)}; {path})",
+                    encoders=encoders)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,13 +350,15 @@ def load_synthetic(cfg=None, seed: int = 0, opts: FeatureOptions | None = None) 
   raw = [("user", user, "user"), ("item", item, "item"),
          ("hour", hour, "context"), ("device", dev, "context")]
   columns = {s: [r[1][idx] for r in raw] for s, idx in splits.items()}
-  ids, sizes = encode_fields([r[0] for r in raw], columns, opts)
+  encoders: list = []
+  ids, sizes = encode_fields([r[0] for r in raw], columns, opts, encoders)
   fields = [FieldSpec(name, v, side) for (name, _, side), v in zip(raw, sizes)]
   parts = {s: CTRSplit(ids[s], labels[idx], user[idx].astype(np.int64)) for s, idx in splits.items()}
   return CTRDataset("synthetic_ctr", fields, parts["train"], parts["valid"] if c["num_valid"] else None,
                     parts["test"], test_true_prob=prob[splits["test"]].astype(np.float32),
                     description=f"synthetic CTR ({nu} users x {ni} items, dim {d}, seed {seed}; "
-                    f"{describe_features(opts)})")
+                    f"{describe_features(opts)})",
+                    encoders=encoders)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -110,7 +110,15 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
   layout = np.frombuffer(serving.layout_digest(manifest).encode(), np.uint8)
   np.savez(out / serving.PARAMS_FILE, **{f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)},
            **{serving.LAYOUT_KEY: layout})
-  manifest["sha256"] = {f: serving.file_sha256(out / f) for f in (serving.SCORER_FILE, serving.PARAMS_FILE)}
+  files = [serving.SCORER_FILE, serving.PARAMS_FILE]
+  encoders = getattr(run.data, "encoders", None)
+  if encoders:  # raw value -> id, so that a request can be raw feature values (Scorer.score_raw)
+    manifest["encoders"] = {f.name: {k: v for k, v in e.items() if k != "values"}
+                            for f, e in zip(fields, encoders)}
+    np.savez(out / serving.VOCAB_FILE, **{f.name: np.asarray(e["values"])
+                                          for f, e in zip(fields, encoders) if e["kind"] == "vocab"})
+    files.append(serving.VOCAB_FILE)
+  manifest["sha256"] = {f: serving.file_sha256(out / f) for f in files}
   (out / serving.MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
   return manifest
 

@@ -10,17 +10,23 @@ An artifact written by :mod:`rocket.ctr.export` is a folder with
   field layout the module was exported for;
 * ``manifest.json``    -- which fields make up a request (user and context
   fields, known once per request) and a candidate (the ad's fields), their
-  vocabulary sizes, the sha256 of the two other files, and the metrics measured
-  at export time.
+  vocabulary sizes, how each field's raw values become ids (``encoders``), the sha256
+  of the other files, and the metrics measured at export time;
+* ``vocab.npz``        -- the vocabularies (one array per vocabulary field: the kept
+  raw values in id order), when the training data had them.
 
 This module imports only numpy and jax, so it can be copied next to a server
 and used on its own::
 
     scorer = Scorer.load("/models/frappe_light")
     ctr = scorer.score(request_ids, candidate_ids)   # [F_request], [N, F_candidate] -> [N]
+    ctr = scorer.score_raw({"user": 17, "daytime": 3, ...}, {"item": [5, 9, 12], ...})
 
 Ids are the per-field ids the training data used (the manifest lists the
-fields in order); hashed feature crosses are computed inside the module.
+fields in order); hashed feature crosses are computed inside the module. ``score_raw``
+takes raw feature values by field name and maps them with the exported vocabularies
+(a value training never kept is the out-of-vocabulary id 0; hashed fields are hashed
+as in training, with ``rocket.ctr.features.hash_column``).
 
 What is checked, so that nothing is scored silently wrong:
 
@@ -48,6 +54,7 @@ import jax
 import numpy as np
 
 SCORER_FILE, PARAMS_FILE, MANIFEST_FILE = "scorer.jaxexport", "params.npz", "manifest.json"
+VOCAB_FILE = "vocab.npz"
 LAYOUT_KEY = "layout_sha256"
 OOV_ID = 0
 UNKNOWN_IDS = ("oov", "reject")
@@ -93,6 +100,7 @@ class Scorer:
     self.exported = exported
     self.leaves = [jax.device_put(x) for x in leaves]
     self.manifest = manifest
+    self.vocabularies: dict[str, np.ndarray] = {}  # vocab.npz, when exported with encoders
     self.unknown_ids = unknown_ids
     self.request_fields = manifest["request_fields"]
     self.candidate_fields = manifest["candidate_fields"]
@@ -122,8 +130,8 @@ class Scorer:
       warnings.warn(f"{path} was exported before exports carried checksums: its files cannot be "
                     f"verified; {redo}", stacklevel=2)
     else:
-      for name in (SCORER_FILE, PARAMS_FILE):
-        if file_sha256(path / name) != digests.get(name):
+      for name in (SCORER_FILE, PARAMS_FILE) + ((VOCAB_FILE,) if "encoders" in manifest else ()):
+        if not (path / name).is_file() or file_sha256(path / name) != digests.get(name):
           raise ExportError(f"{path / name} does not match the sha256 in {MANIFEST_FILE}: the file "
                             f"changed after export; {redo}")
     try:
@@ -140,6 +148,9 @@ class Scorer:
       if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise ExportError(f"{path / PARAMS_FILE}: parameter leaf_{i} holds NaN or inf; {redo}")
     scorer = cls(exported, leaves, manifest, unknown_ids)
+    if "encoders" in manifest:
+      with np.load(path / VOCAB_FILE) as z:
+        scorer.vocabularies = {name: z[name] for name in z.files}
     request = np.zeros(len(scorer.request_fields), np.int32)
     for n in warm:
       p = scorer.score(request, np.zeros((n, len(scorer.candidate_fields)), np.int32))
@@ -184,6 +195,45 @@ class Scorer:
     padded = np.zeros((padded_count(n), c.shape[1]), np.int32)
     padded[:n] = c
     return np.asarray(self.score_async(r, padded))[:n]
+
+  def encode(self, field: str, values) -> np.ndarray:
+    """Ids of raw ``values`` of ``field`` (the training vocabulary's; unknown values: OOV 0, or a
+    :class:`RequestError` with ``unknown_ids="reject"``)."""
+    enc = (self.manifest.get("encoders") or {}).get(field)
+    if enc is None:
+      raise RequestError(f"this export has no encoder for field {field!r} (exported without its "
+                         f"vocabularies, or not a field: {list(self.manifest['vocab_sizes'])}); "
+                         f"score ids with score()")
+    values = np.asarray(values)
+    if enc["kind"] == "hash":
+      from rocket.ctr.features import hash_column  # noqa: PLC0415 -- numpy only
+
+      return hash_column(values, enc["buckets"], enc["salt"]).astype(np.int32)
+    vocab = self.vocabularies[field]
+    order = np.argsort(vocab, kind="stable")
+    pos = np.clip(np.searchsorted(vocab[order], values), 0, max(len(vocab) - 1, 0))
+    found = (vocab[order][pos] == values) if len(vocab) else np.zeros(values.shape, bool)
+    if self.unknown_ids == "reject" and not np.all(found):
+      bad = values[~found].ravel()[0].item()
+      raise RequestError(f"field {field!r}: value {bad!r} is not in the training vocabulary "
+                         f"(Scorer.load(..., unknown_ids='oov') scores it as out of vocabulary)")
+    return np.where(found, order[pos] + 1, OOV_ID).astype(np.int32)
+
+  def score_raw(self, request: dict, candidates: dict) -> np.ndarray:
+    """p(click) of each candidate from raw feature values: ``request`` maps each request field
+    to one value, ``candidates`` each candidate field to N values (see :meth:`encode`)."""
+    for what, given, want in (("request", request, self.request_fields),
+                              ("candidates", candidates, self.candidate_fields)):
+      if set(given) != set(want):
+        raise RequestError(f"{what} must give exactly the fields {want}; missing "
+                           f"{sorted(set(want) - set(given))}, unknown {sorted(set(given) - set(want))}")
+    r = np.array([self.encode(f, np.asarray([request[f]]))[0] for f in self.request_fields], np.int32)
+    cols = [self.encode(f, np.asarray(candidates[f]).reshape(-1)) for f in self.candidate_fields]
+    if len({len(c) for c in cols}) > 1:
+      raise RequestError(f"candidates: every field needs the same number of values, got "
+                         f"{ {f: len(c) for f, c in zip(self.candidate_fields, cols)} }")
+    c = np.stack(cols, axis=1) if cols else np.zeros((0, 0), np.int32)
+    return self.score(r, c)
 
   def score_async(self, request_ids, candidate_ids):
     """The module's raw call: no checks, no padding, returns without waiting (for benchmarks)."""
