@@ -51,12 +51,28 @@ def test_param_tree_follows_the_sharing_scheme():
   assert out["logits"]["light"].shape == (6,) and out["logits"]["booster"].shape == (6,)
 
 
-@pytest.mark.parametrize("kind", ["lr", "fm", "deepfm", "mlp"])
+@pytest.mark.parametrize("kind", ["lr", "fm", "deepfm", "autoint", "mlp"])
 def test_light_kinds(kind):
   m = model(light=NetSpec(kind, (8,)))
   variables = m.init(jax.random.key(1), IDS)
   z = m.apply(variables, IDS, only="light")["logits"]
   assert set(z) == {"light"} and z["light"].shape == (6,)
+
+
+def test_autoint_attends_over_the_fields():
+  spec = NetSpec("autoint", ())
+  assert (spec.attention_layers, spec.heads, spec.name) == (3, 2, "AutoInt-3x2h")
+  assert NetSpec("autoint", (8,), attention_layers=1, heads=1).name == "AutoInt-1x1h+MLP-8"
+  with pytest.raises(ValueError, match="autoint takes"):
+    NetSpec("autoint", (), cross_layers=1)
+  m = model(light=NetSpec("autoint", (), attention_layers=2, heads=2))
+  params = m.init(jax.random.key(1), IDS)["params"]
+  head = params["light"]["head"]
+  d = 16  # the embedding width
+  assert head["att0_q"]["kernel"].shape == (d, 2 * d) and head["att1_q"]["kernel"].shape == (2 * d, 2 * d)
+  assert head["att_out"]["kernel"].shape == (4 * 2 * d, 1)  # 3 fields + 1 cross, flattened
+  z = m.apply({"params": params}, IDS, only="light")["logits"]["light"]
+  assert z.shape == (6,) and np.all(np.isfinite(z))
 
 
 def test_deepfm_is_fm_plus_an_mlp_on_the_same_embeddings():

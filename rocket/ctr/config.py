@@ -21,12 +21,13 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   c.task = "ctr"
 
   # What to train (methods: light | booster | rocket | rocket_kd | kd).
-  # The served net: a small MLP over the concatenated embeddings (lr | fm | deepfm | mlp).
-  # dropout: after each hidden layer, in training.
-  c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0, dropout=0.0))
+  # The served net: a small MLP over the concatenated embeddings (lr | fm | deepfm | autoint | mlp).
+  # dropout: after each hidden layer, in training; attention_layers / heads: kind autoint only.
+  c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0, dropout=0.0,
+                                           attention_layers=0, heads=2))
   # The booster: deep and wide MLP with DCN-v2 cross layers beside it.
   c.booster = ml_collections.ConfigDict(dict(kind="mlp", hidden="512,256,128", cross_layers=2,
-                                             dropout=0.0))
+                                             dropout=0.0, attention_layers=0, heads=2))
   c.share = "embedding"  # embedding (paper: the nets share the embedding layer) | none
   c.hint.weight = 0.1
   c.kd.alpha, c.kd.temperature = 0.5, 1.0

@@ -26,6 +26,9 @@ Nets (``NetSpec``):
   ``sum_{i<j} <e_i, e_j>`` of the (shared) embeddings;
 * ``deepfm``: DeepFM (Guo et al., 2017) -- ``fm`` plus an MLP (``hidden``, ``dropout``) over the
   same concatenated embeddings, their logits summed;
+* ``autoint``: AutoInt (Song et al., 2019) -- ``attention_layers`` of multi-head self-attention
+  (``heads``) over the field embeddings, each with a residual projection and a ReLU, then a
+  linear logit over the flattened result (plus an MLP beside it when ``hidden`` is set: AutoInt+);
 * ``mlp``: concatenated embeddings -> ReLU MLP (``hidden``, with ``dropout`` after each hidden
   layer in training) -> logit; ``cross_layers > 0`` puts DCN-v2 cross layers (Wang et al., 2021)
   in parallel with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both.
@@ -49,7 +52,7 @@ from rocket.ctr.embeddings import FieldEmbeddings
 from rocket.objective import NETS
 
 
-NET_KINDS = ("lr", "fm", "deepfm", "mlp")
+NET_KINDS = ("lr", "fm", "deepfm", "autoint", "mlp")
 CTR_SHARE_SCHEMES = ("embedding", "none")
 _WIDE = 2**31 - 1  # intermediate bucket count when crossing three or more fields
 
@@ -60,6 +63,8 @@ class NetSpec:
   hidden: tuple[int, ...] = (64,)
   cross_layers: int = 0
   dropout: float = 0.0  # after each hidden layer, in training
+  attention_layers: int = 0  # autoint: self-attention layers over the fields (0: 3)
+  heads: int = 2  # autoint: attention heads per layer
 
   def __post_init__(self):
     if self.kind not in NET_KINDS:
@@ -71,6 +76,11 @@ class NetSpec:
     if self.kind in ("lr", "fm") and (self.cross_layers or self.hidden):
       object.__setattr__(self, "hidden", ())
       object.__setattr__(self, "cross_layers", 0)
+    if self.kind == "autoint":
+      if self.cross_layers or self.attention_layers < 0 or self.heads < 1:
+        raise ValueError(f"autoint takes attention_layers >= 0 (0: 3), heads >= 1 and no "
+                         f"cross_layers, got {self}")
+      object.__setattr__(self, "attention_layers", self.attention_layers or 3)
     if self.kind == "deepfm" and self.cross_layers:
       raise ValueError("deepfm has no cross layers (cross_layers=0); DCN-v2 is kind='mlp' with "
                        "cross_layers > 0")
@@ -87,12 +97,17 @@ class NetSpec:
         raise ValueError(f"hidden must be a comma list of layer widths like '256,128', "
                          f"got {hidden!r}") from None
     return cls(kind=c.get("kind", "mlp"), hidden=tuple(hidden), cross_layers=int(c.get("cross_layers", 0)),
-               dropout=float(c.get("dropout", 0.0)))
+               dropout=float(c.get("dropout", 0.0)),
+               attention_layers=int(c.get("attention_layers", 0)), heads=int(c.get("heads", 2)))
 
   @property
   def name(self) -> str:
     if self.kind in ("lr", "fm"):
       return self.kind.upper()
+    if self.kind == "autoint":
+      s = f"AutoInt-{self.attention_layers}x{self.heads}h"
+      s += ("+MLP-" + "x".join(map(str, self.hidden))) if self.hidden else ""
+      return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
     prefix = "DeepFM-" if self.kind == "deepfm" else "MLP-"
     s = prefix + "x".join(map(str, self.hidden)) if self.hidden else prefix + "linear"
     s += f"+DCNv2x{self.cross_layers}" if self.cross_layers else ""
@@ -133,7 +148,22 @@ class _Head(nn.Module):
       if s.kind != "deepfm":
         return z
       return z + self._mlp(emb, train)
+    if s.kind == "autoint":
+      return self._autoint(emb, train)
     return self._mlp(emb, train)
+
+  def _autoint(self, emb, train: bool):
+    s, x = self.spec, emb  # [B, F, D]
+    d = emb.shape[-1]
+    for i in range(s.attention_layers):
+      width = d * s.heads  # each head attends in the embedding width
+      q, k, v = (nn.Dense(width, use_bias=False, name=f"att{i}_{n}")(x).reshape(*x.shape[:2], s.heads, d)
+                 for n in ("q", "k", "v"))
+      w = nn.softmax(jnp.einsum("bfhd,bghd->bhfg", q, k) / jnp.sqrt(d), axis=-1)
+      att = jnp.einsum("bhfg,bghd->bfhd", w, v).reshape(*x.shape[:2], width)
+      x = nn.relu(att + nn.Dense(width, use_bias=False, name=f"att{i}_res")(x))
+    z = nn.Dense(1, name="att_out")(x.reshape(x.shape[0], -1))[:, 0]
+    return z + self._mlp(emb, train) if s.hidden else z
 
   def _mlp(self, emb, train: bool):
     s = self.spec
