@@ -14,6 +14,12 @@ and unrolled and keeps the faster; after two epochs it projects the finish time 
 would not finish inside ``--budget_s``, keeps fewer seeds (the same number in every stack; the
 others stay checkpointed at that epoch). At the deadline everything is checkpointed.
 
+Runs with a teacher (KD, AT, rocket+KD) learn from finished booster-alone runs of the same seed:
+``teacher_<run>_seed<s>.tar`` files (a finished run's small files and its final checkpoint) that a
+window writes for every finished run another run of the sweep names as its teacher, and that
+``--teachers_from`` unpacks on the next, bare machine. A teacher run's seeds without one are
+skipped, with a line saying what to pass.
+
 What it writes: ``--workdir`` holds the sweep layout (``sweep.json``, ``<run>/seed<s>/``) that
 ``rocket.report`` and ``paper_repro/compare.py`` read; ``--out`` gets ``results.tar.gz`` (the
 finished and unfinished runs' ``config.json``, ``metrics.jsonl``, ``final.json``, no checkpoints,
@@ -62,6 +68,10 @@ def define_flags():
       "resume_from": flags.DEFINE_string(
           "resume_from", "", "A folder holding an earlier window's resume_<run>.tar files: their "
           "runs continue from those checkpoints (and only their seeds are trained)."),
+      "teachers_from": flags.DEFINE_string(
+          "teachers_from", "", "A folder holding teacher_<run>_seed<s>.tar files (finished "
+          "booster runs with their final checkpoint, written by an earlier window): the runs "
+          "that learn from them can train."),
       "max_stacks": flags.DEFINE_integer("max_stacks", 2, "Run names trained side by side."),
       "run_axis": flags.DEFINE_enum("run_axis", "probe", ["probe", "vmap", "unrolled"],
                                     "How a stack holds its runs; probe: time both, keep the faster."),
@@ -76,10 +86,12 @@ def say(msg: str) -> None:
   print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None, resumable=None):
-  """``[(run, [seeds still to train])]`` in priority order; refuses runs that need a teacher.
-  A run with seeds in ``resumable`` (``{run: [seeds]}`` with checkpoints) trains only those."""
-  resumable = resumable or {}
+def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None, resumable=None,
+              teachers=None):
+  """``[(run, [seeds still to train])]`` in priority order. A run with seeds in ``resumable``
+  (``{run: [seeds]}`` with checkpoints) trains only those; a run with a teacher trains only the
+  seeds ``teachers`` (``{teacher run: [seeds finished here]}``) has."""
+  resumable, teachers = resumable or {}, teachers or {}
   by_name = {r["name"]: r for r in sweep["runs"]}
   todo = []
   for name in names:
@@ -87,11 +99,16 @@ def pick_runs(sweep: dict, names, seeds, results: pathlib.Path | None, resumable
       raise app.UsageError(f"--runs: {name!r} is not a run of the sweep; choose from "
                            f"{sorted(by_name)}")
     run = by_name[name]
-    if run.get("teacher"):
-      raise app.UsageError(f"--runs: {name!r} learns from a teacher run; this campaign trains "
-                           f"runs without one (the teacher's own runs first)")
     left = [s for s in seeds
             if results is None or not (results / name / f"seed{s}" / "final.json").is_file()]
+    teacher = run.get("teacher")
+    if teacher:
+      missing = [s for s in left if s not in teachers.get(teacher, ())]
+      if missing:
+        say(f"{name}: its teacher {teacher} has no finished run here for seeds {missing}: skipped "
+            f"(train {teacher} first; pass --teachers_from=<folder with "
+            f"teacher_{teacher}_seed<s>.tar>)")
+      left = [s for s in left if s not in missing]
     started = [s for s in left if s in resumable.get(name, ())]
     if started:  # finish what an earlier window started before starting anything new
       left = started
@@ -156,6 +173,52 @@ def pack_resume(workdir: pathlib.Path, out: pathlib.Path, stacks, limit_mb: floa
   return sizes
 
 
+def unpack_teachers(folder: pathlib.Path, workdir: pathlib.Path) -> dict[str, list[int]]:
+  """Extracts every ``teacher_<run>_seed<s>.tar`` of ``folder`` into ``workdir``; the finished
+  runs found there, ``{run: [seeds]}``."""
+  for tar_path in sorted(folder.glob("teacher_*.tar")):
+    with tarfile.open(tar_path) as tar:
+      tar.extractall(workdir, filter="data")
+  return finished_runs(workdir)
+
+
+def finished_runs(workdir: pathlib.Path) -> dict[str, list[int]]:
+  """``{run: [seeds]}`` of the runs in ``workdir`` with a final.json and a checkpoint."""
+  found: dict[str, list[int]] = {}
+  for final in sorted(workdir.glob("*/seed*/final.json")):
+    seed_dir = final.parent
+    if seed_dir.name[4:].isdigit() and any((seed_dir / "checkpoints").glob("[0-9]*")):
+      found.setdefault(seed_dir.parent.name, []).append(int(seed_dir.name[4:]))
+  return found
+
+
+def pack_teachers(workdir: pathlib.Path, out: pathlib.Path, sweep: dict, stacks,
+                  limit_mb: float = 15.0) -> dict:
+  """``teacher_<run>_seed<s>.tar`` for each finished seed of a run that another run of the sweep
+  learns from: its small files and its final checkpoint (what a KD/AT run of a later window
+  loads). Returns the sizes (MiB)."""
+  teachers = {r["teacher"] for r in sweep["runs"] if r.get("teacher")}
+  sizes = {}
+  for s in stacks:
+    if s.label not in teachers or not s.done:
+      continue
+    for seed, wd in zip(s.seeds, s.workdirs):
+      path = out / f"teacher_{s.label}_seed{seed}.tar"
+      rel = wd.relative_to(workdir)
+      ck = wd / "checkpoints"
+      last = max(int(p.name) for p in ck.iterdir() if p.name.isdigit())
+      with tarfile.open(path, "w") as tar:
+        tar.add(ck / str(last), str(rel / "checkpoints" / str(last)))
+        for f in ("config.json", "metrics.jsonl", "final.json"):
+          tar.add(wd / f, str(rel / f))
+      sizes[path.name] = round(path.stat().st_size / 2**20, 2)
+      if sizes[path.name] > limit_mb:
+        path.unlink()
+        say(f"{path.name} is {sizes[path.name]} MiB, over the {limit_mb} MiB a file may have to "
+            f"come back: not written")
+  return sizes
+
+
 def pack(workdir: pathlib.Path, out: pathlib.Path, summary: dict) -> None:
   """results.tar.gz: every run's small files (no checkpoints) and the campaign summary."""
   out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +255,12 @@ def main(argv):
   if _F["resume_from"].value:
     resumable = unpack_resume(pathlib.Path(_F["resume_from"].value), workdir)
     say(f"resuming {resumable} from {_F['resume_from'].value}")
-  todo = pick_runs(sweep, _F["runs"].value, seeds, results, resumable)[:_F["max_stacks"].value]
+  teachers = finished_runs(workdir)
+  if _F["teachers_from"].value:
+    teachers = unpack_teachers(pathlib.Path(_F["teachers_from"].value), workdir)
+    say(f"finished runs to learn from: {teachers}")
+  todo = pick_runs(sweep, _F["runs"].value, seeds, results, resumable,
+                   teachers)[:_F["max_stacks"].value]
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
   summary = {"command": sys.argv, "device": device, "backend": jax.default_backend(),
              "versions": {"jax": jax.__version__, "python": platform.python_version(),
@@ -211,7 +279,9 @@ def main(argv):
 
   stacks, dropped = [], {}
   for run, left in todo:
-    config = apply_overrides(_F["config"].value, run.get("overrides", {}))
+    extra = ({"teacher_workdir": str(workdir / run["teacher"] / "seed{seed}")}
+             if run.get("teacher") else {})
+    config = apply_overrides(_F["config"].value, {**run.get("overrides", {}), **extra})
     dirs = [sweep_lib.run_dir(workdir, run["name"], s) for s in left]
     stacks.append(stacked.Stack(config, left, dirs, label=run["name"], log=say))
   say(f"stacks built in {time.time() - t_start:.0f} s")
@@ -292,6 +362,7 @@ def main(argv):
       dropped_at_epoch=dropped)
   out.mkdir(parents=True, exist_ok=True)
   summary["resume_tar_mib"] = pack_resume(workdir, out, stacks)
+  summary["teacher_tar_mib"] = pack_teachers(workdir, out, sweep, stacks)
   if len(rounds) > 2:  # the median round after the first (compiled) one
     rates = sorted(i / r for i, r in zip(images[1:], rounds[1:]))
     summary["train_images_per_s"] = round(rates[len(rates) // 2])
