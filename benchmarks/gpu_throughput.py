@@ -77,22 +77,22 @@ def measure(method: str, r: int, axis: str, dtype: str, args, tmp) -> dict:
   seeds = list(range(r))
   stack = stacked.Stack(config, seeds, [tmp / f"{method}_{r}_{axis}_{dtype}_{s}" for s in seeds],
                         run_axis=axis, scan_epochs=False, log=lambda *_: None)
-  seeds_arr, x, y, tv = stack._args()
-  idx = jnp.asarray(stack._indices(0))  # [R, steps, batch]
+  step_args = stack.step_args()
+  idx = jnp.asarray(stack.indices(0))  # [R, steps, batch]
   t = time.perf_counter()
-  compiled = stack._runs_step.lower(stack.states, idx[:, 0], seeds_arr, x, y, tv).compile()
+  compiled = stack.runs_step.lower(stack.states, idx[:, 0], *step_args).compile()
   compile_s = time.perf_counter() - t
   ca = compiled.cost_analysis()
   ca = (ca[0] if isinstance(ca, (list, tuple)) else ca) or {}
   states = jax.tree.map(jnp.copy, stack.states)
   for i in range(args.warmup):
-    states, m = compiled(states, idx[:, i], seeds_arr, x, y, tv)
+    states, m = compiled(states, idx[:, i], *step_args)
   jax.block_until_ready(m)
   times = []
   for _ in range(args.repeats):
     t = time.perf_counter()
     for i in range(args.steps):
-      states, m = compiled(states, idx[:, (args.warmup + i) % idx.shape[1]], seeds_arr, x, y, tv)
+      states, m = compiled(states, idx[:, (args.warmup + i) % idx.shape[1]], *step_args)
     jax.block_until_ready(m)
     times.append((time.perf_counter() - t) / args.steps)
   stack.close()

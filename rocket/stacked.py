@@ -258,6 +258,20 @@ class Stack:
       self.run_axis = run_axis
       self._build_programs()
 
+  @property
+  def runs_step(self):
+    """The jitted train step of every run: ``runs_step(states, ix, *step_args())`` with ``ix``
+    the ``[R, batch]`` indices of one step (for benchmarks; ``dispatch`` trains)."""
+    return self._runs_step
+
+  def step_args(self) -> tuple:
+    """The arguments of :attr:`runs_step` after the states and the indices."""
+    return self._args()
+
+  def indices(self, epoch: int) -> np.ndarray:
+    """``[R, steps, batch]``: each run's data order in ``epoch``."""
+    return self._indices(epoch)
+
   def _args(self):
     return (jnp.asarray(self.seeds), self.x_train, self.y_train, self.teacher_vars,
             self.objective, self.lr_scales)
