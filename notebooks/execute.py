@@ -62,11 +62,12 @@ def code_sha256(nb) -> str:
 def scrub(text: str, root: pathlib.Path = ROOT) -> str:
   """``text`` with machine- and run-specific paths replaced by placeholders."""
   root = pathlib.Path(root).resolve()
+  # the checkout first: it may itself live under /tmp (a CI clone)
+  text = text.replace(str(root.parent / "shared"), "<repo>/../shared")
+  text = text.replace(str(root), "<repo>")
   tmp = re.escape(str(pathlib.Path(tempfile.gettempdir()).resolve()))
   text = re.sub(tmp + r"/[\w.-]+", "<tmpdir>", text)  # e.g. mkdtemp(prefix="rocket_ctr_") folders
   text = re.sub(r"(?<![\w.-])/tmp/[\w.-]+", "<tmpdir>", text)
-  text = text.replace(str(root.parent / "shared"), "<repo>/../shared")
-  text = text.replace(str(root), "<repo>")
   home = str(pathlib.Path.home())
   if len(home) > 1:
     text = text.replace(home, "~")

@@ -125,3 +125,10 @@ def test_scrub_masks_machine_paths():
           f"{tempfile.gettempdir()}/rocket_quickstart_x_1y2/light and /tmp/rocket_ctr_ab12cd/fp32")
   assert execute.scrub(text) == ("<repo>/paper_repro/results/x and <repo>/../shared/data/cifar10 and "
                                  "<tmpdir>/light and <tmpdir>/fp32")
+
+
+def test_scrub_masks_a_checkout_that_lives_under_tmp():
+  root = pathlib.Path(tempfile.gettempdir()) / "ci" / "rocket"  # e.g. a CI clone
+  text = f"{root}/paper_repro/results/x and {root.parent}/shared/data and /tmp/rocket_ctr_ab12cd/fp32"
+  assert execute.scrub(text, root) == ("<repo>/paper_repro/results/x and <repo>/../shared/data and "
+                                       "<tmpdir>/fp32")
