@@ -152,25 +152,33 @@ def pack_resume(workdir: pathlib.Path, out: pathlib.Path, stacks, limit_mb: floa
   (a GPU machine starts bare: these are what lets the next window continue). Returns sizes (MB)."""
   sizes = {}
   for s in stacks:
-    if s.done:
-      continue
-    path = out / f"resume_{s.label}.tar"
-    with tarfile.open(path, "w") as tar:
-      for wd in s.workdirs:
-        rel = wd.relative_to(workdir)
-        ck = wd / "checkpoints"
-        steps = sorted((int(p.name) for p in ck.iterdir() if p.name.isdigit()), reverse=True)
-        if steps:
-          tar.add(ck / str(steps[0]), str(rel / "checkpoints" / str(steps[0])))
-        for f in ("config.json", "metrics.jsonl"):
-          if (wd / f).is_file():
-            tar.add(wd / f, str(rel / f))
-    sizes[s.label] = round(path.stat().st_size / 2**20, 2)
-    if sizes[s.label] > limit_mb:
-      path.unlink()
-      say(f"resume_{s.label}.tar is {sizes[s.label]} MiB, over the {limit_mb} MiB a file may have "
-          f"to come back: not written; stack fewer seeds")
+    if not s.done:
+      sizes[s.label] = tar_runs(out / f"resume_{s.label}.tar", workdir, s.workdirs,
+                                ("config.json", "metrics.jsonl"), limit_mb, "; stack fewer seeds")
   return sizes
+
+
+def tar_runs(path: pathlib.Path, workdir: pathlib.Path, dirs, files, limit_mb: float,
+             advice: str = "") -> float:
+  """Writes ``path``: each run dir's newest checkpoint and its ``files`` (those present), under
+  their paths relative to ``workdir``; deletes it again (saying so) when it is over ``limit_mb``,
+  the most a file may have to come back from the device. Returns its size in MiB."""
+  with tarfile.open(path, "w") as tar:
+    for wd in dirs:
+      rel = wd.relative_to(workdir)
+      ck = wd / "checkpoints"
+      steps = sorted((int(p.name) for p in ck.iterdir() if p.name.isdigit()), reverse=True)
+      if steps:
+        tar.add(ck / str(steps[0]), str(rel / "checkpoints" / str(steps[0])))
+      for f in files:
+        if (wd / f).is_file():
+          tar.add(wd / f, str(rel / f))
+  size = round(path.stat().st_size / 2**20, 2)
+  if size > limit_mb:
+    path.unlink()
+    say(f"{path.name} is {size} MiB, over the {limit_mb} MiB a file may have to come back: not "
+        f"written{advice}")
+  return size
 
 
 def unpack_teachers(folder: pathlib.Path, workdir: pathlib.Path) -> dict[str, list[int]]:
@@ -203,19 +211,9 @@ def pack_teachers(workdir: pathlib.Path, out: pathlib.Path, sweep: dict, stacks,
     if s.label not in teachers or not s.done:
       continue
     for seed, wd in zip(s.seeds, s.workdirs):
-      path = out / f"teacher_{s.label}_seed{seed}.tar"
-      rel = wd.relative_to(workdir)
-      ck = wd / "checkpoints"
-      last = max(int(p.name) for p in ck.iterdir() if p.name.isdigit())
-      with tarfile.open(path, "w") as tar:
-        tar.add(ck / str(last), str(rel / "checkpoints" / str(last)))
-        for f in ("config.json", "metrics.jsonl", "final.json"):
-          tar.add(wd / f, str(rel / f))
-      sizes[path.name] = round(path.stat().st_size / 2**20, 2)
-      if sizes[path.name] > limit_mb:
-        path.unlink()
-        say(f"{path.name} is {sizes[path.name]} MiB, over the {limit_mb} MiB a file may have to "
-            f"come back: not written")
+      name = f"teacher_{s.label}_seed{seed}.tar"
+      sizes[name] = tar_runs(out / name, workdir, [wd], ("config.json", "metrics.jsonl", "final.json"),
+                             limit_mb)
   return sizes
 
 
