@@ -66,3 +66,12 @@ def test_every_config_file_starts_from_the_core_fields(spec):
   assert set(core) <= set(have), sorted(set(core) - set(have))
   if spec == "configs/cifar10.py":  # the core defaults are the image side's
     assert {k: have[k] for k in core} == core
+
+
+def test_the_tuned_ctr_presets_are_the_committed_runs_settings():
+  # paper_repro/results/ctr_frappe_tuned_wd and ctr_movielens_tuned were run with these flags
+  for file, flags in (("configs/ctr_frappe.py", {"features.cross_buckets": 0, "num_epochs": 15,
+                                                 "select.patience": 6, "optim.weight_decay": 1e-4}),
+                      ("configs/ctr_movielens.py", {"features.cross_buckets": 0, "num_epochs": 4,
+                                                    "select.patience": 6})):
+    assert config_util.load_config(f"{file}:tuned") == config_util.load_config(file, **flags)

@@ -63,8 +63,12 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def apply_preset(c: ml_collections.ConfigDict, arg: str, path: str) -> ml_collections.ConfigDict:
-  """Presets shared by the CTR config files: "" (full), "quick" (a minute on CPU), "tiny" (tests)."""
-  if arg == "quick":
+  """Presets shared by the CTR config files: "" (full), "quick" (a minute on CPU), "tiny" (tests),
+  "tuned" (crosses sized from the data, early stopping; a config file adds its own numbers)."""
+  if arg == "tuned":  # paper_repro/sweeps/ctr_tuned.py, results/ctr_*_tuned*
+    c.features.cross_buckets = 0
+    c.select.patience = 6
+  elif arg == "quick":
     c.num_epochs = 2
   elif arg == "tiny":
     c.dataset = "synthetic_ctr"
@@ -75,5 +79,5 @@ def apply_preset(c: ml_collections.ConfigDict, arg: str, path: str) -> ml_collec
     c.log_every_steps = 4
     c.progress_bar = False
   elif arg:
-    raise ValueError(f"unknown preset {arg!r} for {path}; use '', 'quick' or 'tiny'")
+    raise ValueError(f"unknown preset {arg!r} for {path}; use '', 'quick', 'tiny' or 'tuned'")
   return c
