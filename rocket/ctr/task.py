@@ -179,9 +179,19 @@ def cross_buckets(config, ds=None):
     raise ConfigError(f"config.features.cross_buckets must be > 0, or 0 (sized from the data with "
                       f"config.features.cross_load > 0), got {n}")
   load = float(config.features.cross_load)
-  ids = np.asarray(ds.train.ids[:STATS_ROWS])
-  return tuple(max(16, int(np.ceil(len(np.unique(ids[:, list(c)], axis=0)) / load)))
+  return tuple(max(16, int(np.ceil(len(cross_values(ds, c)[0]) / load)))
                for c in cross_fields(config, ds))
+
+
+def cross_values(ds, cross: tuple[int, ...]):
+  """``(values, first)``: the distinct training values of a cross (rows of its fields' ids, on at
+  most ``STATS_ROWS`` train rows) and the index of a row holding each. Kept on ``ds``: the model,
+  its checkpoint fingerprint and the run's first line all ask."""
+  cache = ds.__dict__.setdefault("_cross_values", {})
+  if cross not in cache:
+    ids = np.asarray(ds.train.ids[:STATS_ROWS])
+    cache[cross] = np.unique(ids[:, list(cross)], axis=0, return_index=True)
+  return cache[cross]
 
 
 def cross_report(config, ds) -> str:
@@ -198,7 +208,7 @@ def cross_report(config, ds) -> str:
   names = [f.name for f in ds.fields]
   parts = []
   for k, (c, b) in enumerate(zip(crosses, sizes)):
-    values, first = np.unique(ids[:, list(c)], axis=0, return_index=True)
+    values, first = cross_values(ds, c)
     hashed = crossed_ids(ids[first], crosses, sizes, xp=np)[:, k]  # the model's hash of each value
     _, counts = np.unique(hashed, return_counts=True)
     shared = float(counts[counts > 1].sum()) / len(values)
