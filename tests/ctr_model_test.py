@@ -157,6 +157,10 @@ def test_attention_transfer_is_refused_for_ctr():
     train.validate_config(tiny(method="at"))
   with pytest.raises(ValueError, match="share"):
     train.validate_config(tiny(share="group_bottom"))
+  with pytest.raises(ValueError, match="embedding.l2 must be >= 0"):
+    train.validate_config(tiny(**{"embedding.l2": -1e-3}))
+  with pytest.raises(ValueError, match="dropout must be in"):
+    train.validate_config(tiny(**{"booster.dropout": 1.5}))
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,8 @@ class CTRTask(tasks.Task):
         NetSpec.from_config(config[net])
       except ValueError as e:
         raise ValueError(f"config.{net}: {e}") from None
+    if config.embedding.get("l2", 0.0) < 0:
+      raise ValueError(f"config.embedding.l2 must be >= 0 (an L2 penalty), got {config.embedding.l2}")
     if config.share not in CTR_SHARE_SCHEMES:
       raise ValueError(f"config.share for CTR models must be one of {CTR_SHARE_SCHEMES}, "
                        f"got {config.share!r}")
