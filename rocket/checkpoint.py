@@ -45,9 +45,11 @@ class Checkpoints:
   def latest_step(self):
     return self.manager.latest_step()
 
-  def save(self, step: int, state, meta: dict[str, Any]) -> None:
+  def save(self, step: int, state, meta: dict[str, Any], digest: str | None = None) -> None:
+    """Saves ``state`` with ``meta`` and its sha256 (``digest``: already computed by the caller,
+    e.g. when the same state goes into two managers)."""
     meta = dict(meta, format=FORMAT_VERSION, step=int(step))
-    digest = state_digest(state)
+    digest = digest or state_digest(state)
     if digest is not None:
       meta["sha256"] = digest
     self.manager.save(int(step), args=ocp.args.Composite(

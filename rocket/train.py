@@ -794,9 +794,10 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
       start_step=start_step, num_steps=total_steps, sharding=data_sharding)
   state_is_finite = jax.jit(_all_finite, out_shardings=replicated)
 
-  def save(step_done: int, record: dict | None = None, into=None) -> None:
+  def save(step_done: int, record: dict | None = None, best: bool = False) -> None:
     """Checkpoints ``state`` only when it and its evaluation are finite (no diverged state is
-    ever "the last good checkpoint")."""
+    ever "the last good checkpoint"); ``best``: into ``<workdir>/best/`` too (checked and
+    hashed once)."""
     bad = [] if bool(state_is_finite(state)) else ["parameters or optimizer state"]
     bad += sorted(k for k, v in (record or {}).items() if isinstance(v, float) and not math.isfinite(v))
     if bad:
@@ -804,7 +805,11 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
       raise NonFiniteLossError(
           f"non-finite {', '.join(bad)} at step {step_done}: not checkpointed; training stopped "
           f"and {where}. Lower config.optim.lr, set config.optim.grad_clip_norm, or check the data.")
-    (into or ckpts).save(step_done, state, {**meta_now(), **({"record": record} if record else {})})
+    meta = {**meta_now(), **({"record": record} if record else {})}
+    digest = ckpt_lib.state_digest(state) if best else None
+    ckpts.save(step_done, state, meta, digest)
+    if best:
+      best_ckpts.save(step_done, state, meta, digest)
 
   stopped_early_at = None
   try:
@@ -840,9 +845,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
             writer.write(record)
           _say(f"step {done} epoch {done / spe:.2f}: {task.headline(record)}", bar)
           improved = selection is not None and selection.update(record)
-          save(done, record)
-          if improved:
-            save(done, record, into=best_ckpts)
+          save(done, record, best=improved)
           last_good, last_eval = done, record
           if selection is not None and selection.exhausted and done < total_steps:
             stopped_early_at = done
