@@ -101,6 +101,7 @@ class Scorer:
     self.leaves = [jax.device_put(x) for x in leaves]
     self.manifest = manifest
     self.vocabularies: dict[str, np.ndarray] = {}  # vocab.npz, when exported with encoders
+    self._sorted_vocab: dict[str, tuple] = {}  # field -> (values sorted, their ids), for lookups
     self.unknown_ids = unknown_ids
     self.request_fields = manifest["request_fields"]
     self.candidate_fields = manifest["candidate_fields"]
@@ -151,6 +152,10 @@ class Scorer:
     if "encoders" in manifest:
       with np.load(path / VOCAB_FILE) as z:
         scorer.vocabularies = {name: z[name] for name in z.files}
+      # rocket.ctr.features.Vocab's lookup, kept here: this module runs without the rocket package
+      for name, vocab in scorer.vocabularies.items():
+        order = np.argsort(vocab, kind="stable")
+        scorer._sorted_vocab[name] = (vocab[order], order + 1)
     request = np.zeros(len(scorer.request_fields), np.int32)
     for n in warm:
       p = scorer.score(request, np.zeros((n, len(scorer.candidate_fields)), np.int32))
@@ -209,15 +214,14 @@ class Scorer:
       from rocket.ctr.features import hash_column  # noqa: PLC0415 -- numpy only
 
       return hash_column(values, enc["buckets"], enc["salt"]).astype(np.int32)
-    vocab = self.vocabularies[field]
-    order = np.argsort(vocab, kind="stable")
-    pos = np.clip(np.searchsorted(vocab[order], values), 0, max(len(vocab) - 1, 0))
-    found = (vocab[order][pos] == values) if len(vocab) else np.zeros(values.shape, bool)
+    keys, ids = self._sorted_vocab[field]
+    pos = np.clip(np.searchsorted(keys, values), 0, max(len(keys) - 1, 0))
+    found = (keys[pos] == values) if len(keys) else np.zeros(values.shape, bool)
     if self.unknown_ids == "reject" and not np.all(found):
       bad = values[~found].ravel()[0].item()
       raise RequestError(f"field {field!r}: value {bad!r} is not in the training vocabulary "
                          f"(Scorer.load(..., unknown_ids='oov') scores it as out of vocabulary)")
-    return np.where(found, order[pos] + 1, OOV_ID).astype(np.int32)
+    return np.where(found, ids[pos] if len(keys) else OOV_ID, OOV_ID).astype(np.int32)
 
   def score_raw(self, request: dict, candidates: dict) -> np.ndarray:
     """p(click) of each candidate from raw feature values: ``request`` maps each request field
