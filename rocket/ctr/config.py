@@ -21,7 +21,8 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   c.task = "ctr"
 
   # What to train (methods: light | booster | rocket | rocket_kd | kd).
-  # The served net: a small MLP over the concatenated embeddings (lr | fm | deepfm | autoint | mlp).
+  # The served net: a small MLP over the concatenated embeddings (lr | fm | deepfm | autoint | mlp |
+  # din, which needs features.history).
   # dropout: after each hidden layer, in training; attention_layers / heads: kind autoint only.
   c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0, dropout=0.0,
                                            attention_layers=0, heads=2))
@@ -43,6 +44,10 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
       crosses="",  # hashed crosses computed in-graph, e.g. "item*user_age,item*user_gender"
       cross_buckets=10_000,  # rows of each cross's table; 0 = from the data (cross_load)
       cross_load=0.25,  # cross_buckets=0: distinct training values per bucket (rows = distinct / load)
+      # movielens: each user's `history` most recent earlier items as a sequence field (0 = none;
+      # every net pools it, kind din attends over it); history_of: rated (all) | liked (rating >= 4)
+      history=0,
+      history_of="rated",
   ))
   c.synthetic_ctr = ml_collections.ConfigDict(dict(num_users=200, num_items=300, num_train=20_000,
                                                    num_test=4_000))

@@ -22,6 +22,12 @@ Splits (all fixed, independent of ``config.seed``, so every seed sees the same d
   production.  Fields: user, user_age (7 MovieLens age groups), user_gender,
   user_occupation, user_zip (user side); item, genre1..genre3 (the item's first three
   of the 19 genres in u.genre order; "none" is a value of its own) (item side).
+  ``config.features.history = L > 0`` adds the sequence ``history`` (user side, see
+  :class:`~rocket.ctr.features.SequenceSpec`): the items the same user rated strictly
+  earlier in time than the example (``features.history_of="liked"``: only those rated >= 4),
+  the L most recent first. Nothing at or after the example's own timestamp enters it, so it
+  holds no label of the example nor of any later event; an item the train split never saw
+  is out of vocabulary and, like the padding, masked.
 * **synthetic_ctr**: users x items with latent vectors and a known logistic click
   model (see :func:`load_synthetic`); ``ds.test_true_prob`` holds the true test p(click).
 * **criteo**, **avazu**: streamed from the raw files to a memory-mapped cache, see
@@ -39,18 +45,19 @@ import pathlib
 
 import numpy as np
 
-from rocket.ctr.features import FieldSpec, Vocab, field_salt, hash_column
+from rocket.ctr.features import FieldSpec, SequenceSpec, Vocab, column_specs, field_salt, hash_column
 from rocket.data.base import DatasetError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPLIT_SEED = 2018
+HISTORY_OF = ("rated", "liked")
 DATASETS = ("frappe", "movielens", "synthetic_ctr", "criteo", "avazu")
 SUBDIRS = {"frappe": "frappe", "movielens": "movielens100k", "criteo": "criteo", "avazu": "avazu"}
 
 
 @dataclasses.dataclass
 class CTRSplit:
-  ids: np.ndarray  # int32 [N, F]; column f holds ids in [0, fields[f].vocab_size); 0 = OOV
+  ids: np.ndarray  # int32 [N, C]: F base fields, then each sequence's columns; 0 = OOV (padding)
   labels: np.ndarray  # float32 [N] in {0, 1}
   users: np.ndarray  # int64 [N], the raw user id (GAUC groups by it)
 
@@ -74,6 +81,13 @@ class CTRDataset:
   # kept values in id order (id = index + 1; others are 0)} or {"kind": "hash", "buckets",
   # "salt"}; None when the loader gives ids only. An export carries them (raw-value requests).
   encoders: list | None = None
+  # multi-valued fields (e.g. a user's past items), stored as id columns after the base fields
+  sequences: tuple[SequenceSpec, ...] = ()
+
+  @property
+  def columns(self) -> list[FieldSpec]:
+    """One spec per id column (the base fields, then the sequences' positions)."""
+    return column_specs(self.fields, self.sequences)
 
   @property
   def positive_rate(self) -> float:
@@ -91,8 +105,13 @@ class FeatureOptions:
   hash_buckets: int = 0
   train_subset: int = 0
   chunk_rows: int = 250_000
+  history: int = 0  # length of the past-items sequence (movielens), 0 = none
+  history_of: str = "rated"  # "rated": every earlier rating | "liked": ratings >= 4 only
 
   def __post_init__(self):
+    if self.history < 0 or self.history_of not in HISTORY_OF:
+      raise ValueError(f"features.history must be >= 0 and features.history_of one of {HISTORY_OF}, "
+                       f"got {self.history} and {self.history_of!r}")
     if self.hash_buckets == 1 or self.hash_buckets < 0:
       raise ValueError(f"features.hash_buckets must be 0 (vocabulary) or >= 2, got {self.hash_buckets}")
     if self.chunk_rows < 1:
@@ -104,7 +123,8 @@ class FeatureOptions:
     get = lambda key, default: int(config_get(feats, key, default)) if feats is not None else default
     return cls(min_count=get("min_count", 1), hash_buckets=get("hash_buckets", 0),
                train_subset=get("train_subset", int(config_get(config, "train_subset", 0) or 0)),
-               chunk_rows=get("chunk_rows", cls.chunk_rows))
+               chunk_rows=get("chunk_rows", cls.chunk_rows), history=get("history", 0),
+               history_of=str(config_get(feats, "history_of", "rated")))
 
 
 def config_get(cfg, key, default):
@@ -267,6 +287,28 @@ def per_user_temporal_split(users: np.ndarray, times: np.ndarray, frac: float = 
   return tuple(np.sort(order[m]) for m in (train, valid, test))
 
 
+def past_rows(users: np.ndarray, times: np.ndarray, length: int, keep=None) -> np.ndarray:
+  """[N, length] int64: for each row, the rows of the same user with a strictly earlier time (and
+  ``keep``, when given), the most recent first (ties by row, the later first), -1 past the
+  user's first one."""
+  n = len(users)
+  users, times = np.asarray(users, np.int64), np.asarray(times, np.int64)
+  if n and (users.min() < 0 or times.min() < 0 or users.max() >= 2**31 or times.max() >= 2**32):
+    raise ValueError("past_rows needs user ids in [0, 2**31) and times in [0, 2**32)")
+  key = (users << 32) | times
+  events = np.flatnonzero(np.ones(n, bool) if keep is None else keep)
+  events = events[np.lexsort((events, key[events]))]
+  ekey = key[events]
+  before = np.searchsorted(ekey, key, side="left")  # events of earlier users, or earlier times
+  first = np.searchsorted(ekey, users << 32, side="left")  # the user's first event
+  out = np.full((n, length), -1, np.int64)
+  for j in range(length):
+    p = before - 1 - j
+    has = p >= first
+    out[has, j] = events[p[has]]
+  return out
+
+
 def first_genres(genres: np.ndarray, k: int = 3) -> np.ndarray:
   """[N, k] int64: 1 + index of each row's first k set genres (file order), 0 where fewer."""
   g = np.asarray(genres).astype(bool)
@@ -299,11 +341,21 @@ def load_movielens(data_dir: str = "", opts: FeatureOptions | None = None) -> CT
   ids, sizes = encode_fields(names, columns, opts, encoders)
   fields = [FieldSpec(name, v, side) for (name, _, side), v in zip(raw, sizes)]
   y = d["label"].astype(np.float32)
+  sequences, history = (), ""
+  if opts.history:
+    item_ids = np.zeros(len(users), np.int64)  # every row's item id (the train vocabulary's)
+    for s, idx in splits.items():
+      item_ids[idx] = ids[s][:, names.index("item")]
+    past = past_rows(users, d["timestamp"], opts.history, y > 0 if opts.history_of == "liked" else None)
+    hist = np.where(past >= 0, item_ids[np.maximum(past, 0)], 0).astype(np.int32)
+    ids = {s: np.concatenate([ids[s], hist[idx]], axis=1) for s, idx in splits.items()}
+    sequences = (SequenceSpec("history", "item", opts.history, "user"),)
+    history = f"; history: the {opts.history} most recent earlier {opts.history_of} items"
   parts = {s: CTRSplit(ids[s], y[idx], users[idx]) for s, idx in splits.items()}
   return CTRDataset("movielens", fields, parts["train"], parts["valid"], parts["test"],
                     description=f"MovieLens-100k (rating>=4; per-user temporal split 80/10/10; "
-                    f"{describe_features(opts)}; {path})",
-                    encoders=encoders)
+                    f"{describe_features(opts)}{history}; {path})",
+                    encoders=encoders, sequences=sequences)
 
 
 # ---------------------------------------------------------------------------------------------

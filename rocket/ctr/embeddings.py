@@ -333,7 +333,9 @@ class FieldEmbeddings(nn.Module):
     return plan_fields(tuple(self.vocab_sizes), self.dim, self.rows, self.buckets, self.dims, self.rank)
 
   @nn.compact
-  def __call__(self, ids):
+  def __call__(self, ids, sequences=()):
+    """``[..., F, dim]``; with ``sequences`` (pairs ``(f, ids [..., L])`` of ids of field f, e.g.
+    a user's past items), also a tuple of their ``[..., L, dim]`` rows from field f's tables."""
     specs = self.plan()
     ids = jnp.asarray(ids)
     if ids.ndim < 1 or ids.shape[-1] != len(specs):
@@ -341,10 +343,12 @@ class FieldEmbeddings(nn.Module):
     if not jnp.issubdtype(ids.dtype, jnp.integer):
       raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
     ids = ids.astype(jnp.int32)
-    outs = [FieldEmbedding(s, self.dim, STORAGE_DTYPES[self.dtype], self.init_std, self.qat, self.int8,
-                           name=f"field_{f}")(ids[..., f])
-            for f, s in enumerate(specs)]
-    return jnp.stack(outs, axis=-2)
+    fields = [FieldEmbedding(s, self.dim, STORAGE_DTYPES[self.dtype], self.init_std, self.qat, self.int8,
+                             name=f"field_{f}") for f, s in enumerate(specs)]
+    out = jnp.stack([field(ids[..., f]) for f, field in enumerate(fields)], axis=-2)
+    if not sequences:
+      return out
+    return out, tuple(fields[f](jnp.asarray(seq).astype(jnp.int32)) for f, seq in sequences)
 
 
 # ----------------------------------------------------------------------------- export / accounting

@@ -54,7 +54,8 @@ def serving_params(run, net: str = "light", int8: bool = False):
 
 
 def field_layout(fields) -> tuple[list[int], list[int]]:
-  """Indices of the request-side (user/context) and candidate-side (item) fields."""
+  """Indices of the request-side (user/context) and candidate-side (item) fields (or id columns:
+  ``CTRDataset.columns``, where a sequence's positions are columns of its side)."""
   req = [i for i, f in enumerate(fields) if f.side in REQUEST_SIDES]
   cand = [i for i, f in enumerate(fields) if f.side not in REQUEST_SIDES]
   if not cand:
@@ -86,7 +87,7 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
   model = serving_model(run, int8)
   params = serving_params(run, net, int8)
   leaves, treedef = jax.tree_util.tree_flatten(params)
-  fields = run.data.fields
+  fields = run.data.columns  # the base fields, then each sequence's positions
   req, cand = field_layout(fields)
   score = make_score_fn(model, treedef, fields, net)
   (n,) = jax.export.symbolic_shape("n")
@@ -105,6 +106,9 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
       "vocab_sizes": {f.name: int(f.vocab_size) for f in fields},
       "num_leaves": len(leaves), "bytes": embedding_bytes(params), "embedding_bytes": embedding_bytes(emb),
       "crosses": run.config.features.get("crosses", ""), "metrics": metrics or {},
+      # a sequence's L values are request columns `name[0]`..`name[L-1]` with its field's ids
+      "sequences": [{"name": q.name, "field": q.field, "length": q.length}
+                    for q in getattr(run.data, "sequences", ())],
       "exported_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "jax": jax.__version__,
   }
   layout = np.frombuffer(serving.layout_digest(manifest).encode(), np.uint8)
@@ -113,10 +117,11 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
   files = [serving.SCORER_FILE, serving.PARAMS_FILE]
   encoders = getattr(run.data, "encoders", None)
   if encoders:  # raw value -> id, so that a request can be raw feature values (Scorer.score_raw)
+    base = run.data.fields  # one encoder per base field; a sequence uses its field's
     manifest["encoders"] = {f.name: {k: v for k, v in e.items() if k != "values"}
-                            for f, e in zip(fields, encoders)}
+                            for f, e in zip(base, encoders)}
     np.savez(out / serving.VOCAB_FILE, **{f.name: np.asarray(e["values"])
-                                          for f, e in zip(fields, encoders) if e["kind"] == "vocab"})
+                                          for f, e in zip(base, encoders) if e["kind"] == "vocab"})
     files.append(serving.VOCAB_FILE)
   manifest["sha256"] = {f: serving.file_sha256(out / f) for f in files}
   (out / serving.MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")

@@ -35,6 +35,40 @@ class FieldSpec:
       raise ValueError(f"field {self.name!r}: vocab_size must be >= 1, got {self.vocab_size}")
 
 
+@dataclasses.dataclass(frozen=True)
+class SequenceSpec:
+  """A multi-valued field: up to ``length`` values of base field ``field`` per example (e.g. the
+  items a user rated before), stored as ``length`` id columns after the base fields, most recent
+  first, padded with id 0. Its ids are ``field``'s (the same vocabulary and embedding table); id 0,
+  the padding, is masked out, and so is an out-of-vocabulary value (it has the padding's id)."""
+  name: str
+  field: str
+  length: int
+  side: str = "user"
+
+  def __post_init__(self):
+    if self.side not in SIDES:
+      raise ValueError(f"sequence {self.name!r}: side must be one of {SIDES}, got {self.side!r}")
+    if self.length < 1:
+      raise ValueError(f"sequence {self.name!r}: length must be >= 1, got {self.length}")
+
+  def column_names(self) -> list[str]:
+    return [f"{self.name}[{i}]" for i in range(self.length)]
+
+
+def column_specs(fields, sequences=()) -> list[FieldSpec]:
+  """One :class:`FieldSpec` per id column: the base fields, then each sequence's positions
+  (named ``name[i]``, with the vocabulary of the field they hold)."""
+  by_name = {f.name: f for f in fields}
+  out = list(fields)
+  for s in sequences:
+    if s.field not in by_name:
+      raise ValueError(f"sequence {s.name!r} holds values of {s.field!r}, which is not a field "
+                       f"({sorted(by_name)})")
+    out += [FieldSpec(n, by_name[s.field].vocab_size, s.side) for n in s.column_names()]
+  return out
+
+
 def _column(values) -> tuple[np.ndarray, str]:
   """A 1-D array of int64, str or bytes values and its kind ("int", "str" or "bytes")."""
   arr = np.asarray(values)

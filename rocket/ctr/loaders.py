@@ -14,6 +14,9 @@ def load_ctr_dataset(config) -> data.CTRDataset:
   cache_dir = str(data.config_get(config, "cache_dir", "") or "")
   seed = int(data.config_get(config, "seed", 0))
   opts = data.FeatureOptions.from_config(config)
+  if opts.history and name != "movielens":
+    raise DatasetError(f"features.history (a past-items sequence) needs per-user event times: only "
+                       f"movielens has them, not {name}; set --config.features.history=0")
   if name == "frappe":
     ds = data.load_frappe(data_dir, opts)
   elif name == "movielens":

@@ -31,7 +31,21 @@ Nets (``NetSpec``):
   linear logit over the flattened result (plus an MLP beside it when ``hidden`` is set: AutoInt+);
 * ``mlp``: concatenated embeddings -> ReLU MLP (``hidden``, with ``dropout`` after each hidden
   layer in training) -> logit; ``cross_layers > 0`` puts DCN-v2 cross layers (Wang et al., 2021)
-  in parallel with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both.
+  in parallel with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both;
+* ``din``: DIN (Zhou et al., KDD 2018; the nets of the Rocket Launching paper's Table 5): ``mlp``
+  whose behaviour-sequence vector is attention-pooled with the candidate as the query (below).
+
+Sequences (``sequences``: ``(field, length)`` pairs, :class:`rocket.ctr.features.SequenceSpec`):
+the id columns after the base fields hold, per sequence, ``length`` ids of base field ``field``
+(e.g. a user's past items), looked up in that field's table; id 0 (padding, or out of
+vocabulary) is masked. Each sequence becomes one more field vector, which every kind reads like
+the others (the FM interactions, the MLP, the attention tokens; ``lr`` its mean 1-wide weight):
+
+* the masked mean of its rows, for every kind but ``din``;
+* for ``din``, DIN's local activation unit: a score per past row from an MLP (80, 40 sigmoid
+  units, as in DIN) over ``[q, k, q - k, q * k]``, ``q`` the candidate's embedding of ``field``,
+  masked, divided by sqrt(D) and soft-maxed over the sequence (as DIN's official code does), and
+  the weighted sum of the rows (zero when the sequence is empty).
 
 Regularisation: ``dropout`` per net (``config.light.dropout`` / ``config.booster.dropout``; the
 model then sets ``uses_dropout`` and the train step passes a ``dropout`` rng), and an L2 penalty on
@@ -52,7 +66,8 @@ from rocket.ctr.embeddings import FieldEmbeddings
 from rocket.objective import NETS
 
 
-NET_KINDS = ("lr", "fm", "deepfm", "autoint", "mlp")
+NET_KINDS = ("lr", "fm", "deepfm", "autoint", "mlp", "din")
+DIN_ATTENTION = (80, 40)  # DIN's activation unit: hidden sigmoid layers
 CTR_SHARE_SCHEMES = ("embedding", "none")
 _WIDE = 2**31 - 1  # intermediate bucket count when crossing three or more fields
 
@@ -108,7 +123,7 @@ class NetSpec:
       s = f"AutoInt-{self.attention_layers}x{self.heads}h"
       s += ("+MLP-" + "x".join(map(str, self.hidden))) if self.hidden else ""
       return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
-    prefix = "DeepFM-" if self.kind == "deepfm" else "MLP-"
+    prefix = {"deepfm": "DeepFM-", "din": "DIN-"}.get(self.kind, "MLP-")
     s = prefix + "x".join(map(str, self.hidden)) if self.hidden else prefix + "linear"
     s += f"+DCNv2x{self.cross_layers}" if self.cross_layers else ""
     return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
@@ -128,19 +143,50 @@ def crossed_ids(ids, crosses: tuple[tuple[int, ...], ...], buckets, xp=jnp):
   return xp.stack(cols, axis=1).astype(xp.int32)
 
 
+def masked_mean(x, mask):
+  """``x [B, L, D]`` averaged over the positions where ``mask [B, L]`` is set (0 where none is)."""
+  m = mask.astype(x.dtype)[..., None]
+  return jnp.sum(x * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+
+
+class DINAttention(nn.Module):
+  """DIN's local activation unit: ``query [B, D]``, ``keys [B, L, D]``, ``mask [B, L]`` ->
+  the attention-weighted sum of the keys ``[B, D]`` (see the module docstring)."""
+
+  hidden: tuple[int, ...] = DIN_ATTENTION
+
+  @nn.compact
+  def __call__(self, query, keys, mask):
+    q = jnp.broadcast_to(query[:, None, :], keys.shape)
+    h = jnp.concatenate([q, keys, q - keys, q * keys], axis=-1)
+    for i, width in enumerate(self.hidden):
+      h = nn.sigmoid(nn.Dense(width, name=f"dense{i}")(h))
+    score = nn.Dense(1, name="score")(h)[..., 0] / jnp.sqrt(keys.shape[-1])
+    w = nn.softmax(jnp.where(mask, score, -1e9), axis=-1) * mask
+    return jnp.einsum("bl,bld->bd", w, keys)
+
+
 class _Head(nn.Module):
   spec: NetSpec
   vocab_sizes: tuple[int, ...]  # all fields, crosses included (for the lr/fm linear part)
   emb_cfg: Any
 
   @nn.compact
-  def __call__(self, ids, emb, train: bool = False):
+  def __call__(self, ids, emb, seqs=(), train: bool = False):
+    """``seqs``: per sequence ``(field, ids [B, L], rows [B, L, D])``."""
     s = self.spec
+    if seqs:  # each sequence becomes one more field vector
+      pooled = [DINAttention(name=f"din{i}")(emb[:, f], rows, sid > 0) if s.kind == "din"
+                else masked_mean(rows, sid > 0) for i, (f, sid, rows) in enumerate(seqs)]
+      emb = jnp.concatenate([emb, jnp.stack(pooled, axis=1)], axis=1)
     if s.kind in ("lr", "fm", "deepfm"):
       # One scalar per feature: the embedding's row scheme and storage, width 1.
-      w = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes, dim=1, dims="", rank=0,
-                                      name="linear")(ids)  # [B, F, 1]
+      linear = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes, dim=1, dims="", rank=0,
+                                           name="linear")
+      w, w_seq = lookup(linear, ids, tuple((f, sid) for f, sid, _ in seqs))  # [B, F, 1], [B, L, 1]
       z = jnp.sum(w[..., 0], axis=-1) + self.param("bias", nn.initializers.zeros, ())
+      for (_, sid, _), ws in zip(seqs, w_seq):
+        z = z + masked_mean(ws, sid > 0)[:, 0]
       if s.kind != "lr":
         sq_sum = jnp.square(jnp.sum(emb, axis=1))
         sum_sq = jnp.sum(jnp.square(emb), axis=1)
@@ -193,10 +239,18 @@ class _Net(nn.Module):
       self.embedding = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes)
     self.head = _Head(self.spec, self.vocab_sizes, self.emb_cfg)
 
-  def __call__(self, ids, emb=None, train: bool = False):
-    """``(logit, the embeddings it looked up itself or None)``."""
-    own = self.embedding(ids) if self.own_embedding else None
-    return self.head(ids, emb if own is None else own, train), own
+  def __call__(self, ids, seq_ids=(), emb=None, train: bool = False):
+    """``(logit, the embeddings it looked up itself or None)``; ``emb``: ``(fields [B, F, D],
+    sequences' rows)`` from the shared layer; ``seq_ids``: ``(field, ids [B, L])`` pairs."""
+    own = lookup(self.embedding, ids, seq_ids) if self.own_embedding else None
+    fields, rows = emb if own is None else own
+    seqs = tuple((f, sid, r) for (f, sid), r in zip(seq_ids, rows))
+    return self.head(ids, fields, seqs, train), own
+
+
+def lookup(embedding, ids, seq_ids):
+  """``(fields [B, F, D], (sequence rows [B, L, D], ...))`` from one :class:`FieldEmbeddings`."""
+  return embedding(ids, seq_ids) if seq_ids else (embedding(ids), ())
 
 
 class _SharedEmbedding(nn.Module):
@@ -206,8 +260,8 @@ class _SharedEmbedding(nn.Module):
   def setup(self):
     self.embedding = FieldEmbeddings.from_config(self.emb_cfg, self.vocab_sizes)
 
-  def __call__(self, ids):
-    return self.embedding(ids)
+  def __call__(self, ids, seq_ids=()):
+    return lookup(self.embedding, ids, seq_ids)
 
 
 class CTRRocketNet(nn.Module):
@@ -220,6 +274,7 @@ class CTRRocketNet(nn.Module):
   share: str = "embedding"
   crosses: tuple[tuple[int, ...], ...] = ()
   cross_buckets: Any = 10_000  # rows of each cross's table: one int, or a tuple (one per cross)
+  sequences: tuple[tuple[int, int], ...] = ()  # (base field, length): id columns after the fields
 
   @property
   def nets(self) -> tuple[str, ...]:
@@ -244,6 +299,9 @@ class CTRRocketNet(nn.Module):
       raise ValueError("CTRRocketNet needs at least one of light/booster.")
     if self.share not in CTR_SHARE_SCHEMES:
       raise ValueError(f"share for CTR models must be one of {CTR_SHARE_SCHEMES}, got {self.share!r}")
+    if any(getattr(self, n).kind == "din" for n in self.nets) and not self.sequences:
+      raise ValueError("a din net attends over a behaviour sequence, and the data has none "
+                       "(MovieLens: --config.features.history=20)")
     if self.shares_embedding:
       self.shared = _SharedEmbedding(self.vocab_sizes, self.emb_cfg)
     self.towers = {n: _Net(getattr(self, n), self.vocab_sizes, self.emb_cfg, not self.shares_embedding,
@@ -255,18 +313,37 @@ class CTRRocketNet(nn.Module):
       return ids
     return jnp.concatenate([ids, crossed_ids(ids, self.crosses, self.cross_buckets)], axis=1)
 
+  def split_columns(self, ids):
+    """``(base ids [B, F], ((field, sequence ids [B, L]), ...))`` of the input columns."""
+    ids = ids.astype(jnp.int32)
+    n = len(self.base_vocab_sizes)
+    want = n + sum(length for _, length in self.sequences)
+    if ids.shape[-1] != want:
+      raise ValueError(f"ids must have {want} columns ({n} fields + the sequences {self.sequences}), "
+                       f"got shape {ids.shape}")
+    seqs, start = [], n
+    for f, length in self.sequences:
+      seqs.append((f, ids[:, start:start + length]))
+      start += length
+    return ids[:, :n], tuple(seqs)
+
   def __call__(self, ids, train: bool = False, only: Optional[str] = None):
     """``only="light"`` runs the light net alone (serving); the booster is not touched."""
+    ids, seq_ids = self.split_columns(ids)
     ids = self.all_ids(ids)
     nets = (only,) if only else self.nets
-    emb = self.shared(ids) if self.shares_embedding else None
+    emb = self.shared(ids, seq_ids) if self.shares_embedding else None
     logits, looked_up = {}, [] if emb is None else [emb]
     for n in nets:
-      logits[n], own = self.towers[n](ids, emb, train)
+      logits[n], own = self.towers[n](ids, seq_ids, emb, train)
       looked_up += [] if own is None else [own]
     out = {"logits": logits, "features": {}}
     l2 = float(self.emb_cfg.get("l2", 0.0))
-    if train and l2 > 0:  # on the rows this batch looked up only
-      sq = sum(jnp.sum(jnp.square(e.astype(jnp.float32))) for e in looked_up)
+    if train and l2 > 0:  # on the rows this batch looked up only (a sequence's unmasked rows)
+      sq = 0.0
+      for fields, rows in looked_up:
+        sq += jnp.sum(jnp.square(fields.astype(jnp.float32)))
+        for (_, sid), r in zip(seq_ids, rows):
+          sq += jnp.sum(jnp.square(r.astype(jnp.float32)) * (sid > 0)[..., None])
       out["penalties"] = {"emb_l2": l2 * sq / ids.shape[0]}
     return out

@@ -21,12 +21,16 @@ and used on its own::
     scorer = Scorer.load("/models/frappe_light")
     ctr = scorer.score(request_ids, candidate_ids)   # [F_request], [N, F_candidate] -> [N]
     ctr = scorer.score_raw({"user": 17, "daytime": 3, ...}, {"item": [5, 9, 12], ...})
+    ctr = scorer.score_raw({"user": 17, ..., "history": [50, 181, 7]}, {"item": [5, 9], ...})
 
 Ids are the per-field ids the training data used (the manifest lists the
 fields in order); hashed feature crosses are computed inside the module. ``score_raw``
 takes raw feature values by field name and maps them with the exported vocabularies
 (a value training never kept is the out-of-vocabulary id 0; hashed fields are hashed
-as in training, with ``rocket.ctr.features.hash_column``).
+as in training, with ``rocket.ctr.features.hash_column``). A sequence field (``manifest
+["sequences"]``, e.g. a user's past items) is the request columns ``name[0]``..``name[L-1]`` for
+``score``, and one list of raw values, most recent first, for ``score_raw`` (cut to L, padded
+with id 0, which the model masks).
 
 What is checked, so that nothing is scored silently wrong:
 
@@ -225,13 +229,22 @@ class Scorer:
 
   def score_raw(self, request: dict, candidates: dict) -> np.ndarray:
     """p(click) of each candidate from raw feature values: ``request`` maps each request field
-    to one value, ``candidates`` each candidate field to N values (see :meth:`encode`)."""
-    for what, given, want in (("request", request, self.request_fields),
+    to one value (a sequence: a list of values, most recent first; absent = empty), ``candidates``
+    each candidate field to N values (see :meth:`encode`)."""
+    request, encoded = dict(request), {}  # encoded: the sequences' columns, as ids
+    for seq in self.manifest.get("sequences", ()):  # one list of raw values -> L id columns
+      values = list(request.pop(seq["name"], ()))[:seq["length"]]
+      ids = self.encode(seq["field"], np.asarray(values)) if values else np.zeros(0, np.int32)
+      ids = np.concatenate([ids, np.zeros(seq["length"] - len(ids), np.int32)])
+      encoded.update({f"{seq['name']}[{i}]": v for i, v in enumerate(ids)})
+    request_fields = [f for f in self.request_fields if f not in encoded]
+    for what, given, want in (("request", request, request_fields),
                               ("candidates", candidates, self.candidate_fields)):
       if set(given) != set(want):
         raise RequestError(f"{what} must give exactly the fields {want}; missing "
                            f"{sorted(set(want) - set(given))}, unknown {sorted(set(given) - set(want))}")
-    r = np.array([self.encode(f, np.asarray([request[f]]))[0] for f in self.request_fields], np.int32)
+    r = np.array([encoded[f] if f in encoded else self.encode(f, np.asarray([request[f]]))[0]
+                  for f in self.request_fields], np.int32)
     cols = [self.encode(f, np.asarray(candidates[f]).reshape(-1)) for f in self.candidate_fields]
     if len({len(c) for c in cols}) > 1:
       raise RequestError(f"candidates: every field needs the same number of values, got "

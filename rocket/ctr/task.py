@@ -35,6 +35,11 @@ class CTRTask(tasks.Task):
         NetSpec.from_config(config[net])
       except ValueError as e:
         raise ValueError(f"config.{net}: {e}") from None
+    din = [n for n in method.nets if config[n].get("kind") == "din"]
+    if din and not config.features.get("history", 0):
+      raise ValueError(f"config.{din[0]}.kind='din' attends over a behaviour sequence: set "
+                       f"--config.features.history=L (MovieLens: each user's L most recent earlier "
+                       f"items), or choose another kind")
     if config.embedding.get("l2", 0.0) < 0:
       raise ValueError(f"config.embedding.l2 must be >= 0 (an L2 penalty), got {config.embedding.l2}")
     if config.share not in CTR_SHARE_SCHEMES:
@@ -52,24 +57,26 @@ class CTRTask(tasks.Task):
       parse_crosses(config.features.get("crosses", ""), names)
     except ValueError as e:  # an unknown field name in the crosses
       raise ConfigError(f"config.features.crosses: {e}") from None
-    sizes = [f.vocab_size for f in ds.fields]
+    columns = ds.columns
     for split in (ds.train, ds.valid, ds.test):
       if split is not None:
-        embeddings.check_ids(np.asarray(split.ids[:100_000]), sizes)
+        embeddings.check_ids(np.asarray(split.ids[:100_000]), [c.vocab_size for c in columns],
+                             [c.name for c in columns])
     return ds
 
   def describe(self, ds, config=None):
     n_valid = 0 if ds.valid is None else len(ds.valid.labels)
     crosses = "" if config is None else cross_report(config, ds)
     return (f"{ds.description or ds.name}: {len(ds.train.labels)} train / {n_valid} valid / "
-            f"{len(ds.test.labels)} test rows, {len(ds.fields)} fields, "
+            f"{len(ds.test.labels)} test rows, {len(ds.fields)} fields"
+            + "".join(f" + sequence {s.name} ({s.length} x {s.field})" for s in ds.sequences) + ", "
             f"positive rate {ds.positive_rate:.3f}" + (f"; {crosses}" if crosses else ""))
 
   def train_arrays(self, ds):
     return ds.train.ids, ds.train.labels
 
   def input_spec(self, ds):
-    return (len(ds.fields),), jnp.int32
+    return (len(ds.columns),), jnp.int32
 
   def build_model(self, config, ds):
     return build_ctr_model(config, ds)
@@ -80,6 +87,8 @@ class CTRTask(tasks.Task):
             "vocab_sizes": [int(f.vocab_size) for f in ds.fields],
             "crosses": config.features.get("crosses", ""),
             "cross_buckets": _as_json(cross_buckets(config, ds)),
+            **({"sequences": [[s.name, s.field, s.length] for s in ds.sequences]}
+               if ds.sequences else {}),
             # regularisation (embedding.l2, <net>.dropout) changes no parameter: not part of it
             "embedding": {k: v for k, v in config.embedding.to_dict().items() if k != "l2"}}
     for n in method.nets:
@@ -227,9 +236,11 @@ def build_ctr_model(config, ds):
 
   method = methods.get_method(config.method)
   crosses = cross_fields(config, ds)
+  names = [f.name for f in ds.fields]
+  sequences = tuple((names.index(s.field), s.length) for s in ds.sequences)
   spec = lambda n: NetSpec.from_config(config[n]) if n in method.nets else None  # noqa: E731
   return CTRRocketNet(light=spec("light"), booster=spec("booster"),
                       base_vocab_sizes=tuple(int(f.vocab_size) for f in ds.fields),
                       emb_cfg=ml_collections.FrozenConfigDict(config.embedding), share=config.share,
-                      crosses=crosses, cross_buckets=cross_buckets(config, ds))
+                      crosses=crosses, cross_buckets=cross_buckets(config, ds), sequences=sequences)
 
