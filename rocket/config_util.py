@@ -74,8 +74,10 @@ def core_config() -> ConfigDict:
   # Model selection: the evaluation with the best `metric` (an evaluation key; "{net}" = the served
   # net: light, or booster when it trains alone) has its checkpoint kept in <workdir>/best/ and is
   # what final.json reports; "" = the last evaluation. patience > 0: stop after that many
-  # evaluations without improvement (early stopping).
-  c.select = ConfigDict(dict(metric="", mode="max", patience=0))
+  # evaluations without improvement (early stopping). reduce_after > 0: reduce on plateau, the
+  # learning rate is multiplied by reduce_factor after that many evaluations without a better
+  # metric (counted again from each reduction); the step's LR (train/lr) shows it.
+  c.select = ConfigDict(dict(metric="", mode="max", patience=0, reduce_after=0, reduce_factor=0.1))
 
   # Devices: the global batch is split over `data`; CTR embedding tables are row-sharded over
   # `model` (when their row count divides). -1 = all remaining devices. See README "Running on

@@ -109,6 +109,12 @@ def _validate(config) -> None:
   if sel is not None and sel.patience and not sel.metric:
     raise ValueError("config.select.patience stops a run early by config.select.metric: set the "
                      "metric too (e.g. 'valid/{net}_auc')")
+  if sel is not None and sel.get("reduce_after", 0) and (
+      not sel.metric or sel.reduce_after < 0 or not 0 < sel.reduce_factor < 1):
+    raise ValueError(f"config.select.reduce_after > 0 reduces the learning rate when "
+                     f"config.select.metric stops improving: it needs the metric and "
+                     f"0 < config.select.reduce_factor < 1, got metric {sel.metric!r}, "
+                     f"reduce_after {sel.reduce_after}, reduce_factor {sel.reduce_factor}")
   if config.eval_batch_size <= 0:  # rounded up to a multiple of the data axis (evaluation pads)
     raise ValueError(f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
 
@@ -465,9 +471,13 @@ class Selection:
   key: str
   mode: str = "max"
   patience: int = 0
+  reduce_after: int = 0  # reduce on plateau: evaluations without improvement before lr_scale drops
+  reduce_factor: float = 0.1
   best: float | None = None
   since: int = 0
   record: dict = dataclasses.field(default_factory=dict)
+  lr_scale: float = 1.0
+  since_change: int = 0  # evaluations since the best one or the last reduction
 
   @classmethod
   def from_config(cls, config) -> "Selection | None":
@@ -476,7 +486,8 @@ class Selection:
       return None
     nets = methods.get_method(config.method).nets
     served = "light" if "light" in nets else "booster"
-    return cls(sel.metric.replace("{net}", served), sel.mode, int(sel.patience))
+    return cls(sel.metric.replace("{net}", served), sel.mode, int(sel.patience),
+               int(sel.get("reduce_after", 0)), float(sel.get("reduce_factor", 0.1)))
 
   def update(self, record: dict) -> bool:
     """Takes an evaluation; whether it is the best so far."""
@@ -486,9 +497,12 @@ class Selection:
                         f"its evaluations: {', '.join(keys)}")
     v = float(record[self.key])
     if self.best is None or (v > self.best if self.mode == "max" else v < self.best):
-      self.best, self.since, self.record = v, 0, dict(record)
+      self.best, self.since, self.since_change, self.record = v, 0, 0, dict(record)
       return True
     self.since += 1
+    self.since_change += 1
+    if self.reduce_after and self.since_change >= self.reduce_after:
+      self.lr_scale, self.since_change = self.lr_scale * self.reduce_factor, 0
     return False
 
   @property
@@ -496,11 +510,14 @@ class Selection:
     return self.patience > 0 and self.since >= self.patience
 
   def state(self) -> dict:
-    return {"best": self.best, "since": self.since, "record": self.record}
+    return {"best": self.best, "since": self.since, "record": self.record,
+            "lr_scale": self.lr_scale, "since_change": self.since_change}
 
   def restore(self, state: dict | None) -> None:
     if state:
       self.best, self.since, self.record = state["best"], int(state["since"]), dict(state["record"])
+      self.lr_scale = float(state.get("lr_scale", 1.0))
+      self.since_change = int(state.get("since_change", self.since))
 
 
 class _SpeedProbe:
@@ -767,9 +784,15 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
 
   state_sh = state_shardings(state, mesh, task.row_sharded)
   teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh, task.row_sharded)
-  train_step = jax.jit(setup.train_step(config, ds, teacher_model),
-                       in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
-                       out_shardings=(state_sh, replicated), donate_argnums=0)
+  step_fn = setup.train_step(config, ds, teacher_model)
+  plateau = selection is not None and selection.reduce_after > 0
+  if plateau:  # the LR scale is an argument: a reduction does not recompile
+    train_step = jax.jit(lambda s, x, y, t, scale: step_fn(s, x, y, t, lr_scale=scale),
+                         in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh, replicated),
+                         out_shardings=(state_sh, replicated), donate_argnums=0)
+  else:
+    train_step = jax.jit(step_fn, in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
+                         out_shardings=(state_sh, replicated), donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
   _say(f"{config.method} on {task.describe(ds, config)}, {total_steps} steps ({spe} per epoch), "
        f"params {n_params}, {jax.device_count()} x {jax.devices()[0].device_kind}")
@@ -823,7 +846,10 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
           raise Interrupted(
               f"stopped by signal {stop[0]} at step {step}; checkpoint written to "
               f"{ckpts.directory}. Rerun the same command to resume.")
-        state, m = train_step(state, images, labels, teacher_vars)
+        if plateau:
+          state, m = train_step(state, images, labels, teacher_vars, np.float32(selection.lr_scale))
+        else:
+          state, m = train_step(state, images, labels, teacher_vars)
         window.pending.append(m)
         done = step + 1
         if probe is not None:
@@ -844,7 +870,12 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
           if writer is not None:
             writer.write(record)
           _say(f"step {done} epoch {done / spe:.2f}: {task.headline(record)}", bar)
+          scale = selection.lr_scale if plateau else 1.0
           improved = selection is not None and selection.update(record)
+          if plateau and selection.lr_scale != scale:
+            _say(f"reduce on plateau: learning rate x{selection.reduce_factor:g} (now x"
+                 f"{selection.lr_scale:.3g} of the schedule) after {selection.reduce_after} "
+                 f"evaluations without a better {selection.key}", bar)
           save(done, record, best=improved)
           last_good, last_eval = done, record
           if selection is not None and selection.exhausted and done < total_steps:

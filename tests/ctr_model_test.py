@@ -51,7 +51,7 @@ def test_param_tree_follows_the_sharing_scheme():
   assert out["logits"]["light"].shape == (6,) and out["logits"]["booster"].shape == (6,)
 
 
-@pytest.mark.parametrize("kind", ["lr", "fm", "deepfm", "autoint", "mlp"])
+@pytest.mark.parametrize("kind", ["lr", "fm", "deepfm", "autoint", "mlp", "finalmlp"])
 def test_light_kinds(kind):
   m = model(light=NetSpec(kind, (8,)))
   variables = m.init(jax.random.key(1), IDS)
@@ -423,3 +423,41 @@ def test_the_export_scores_raw_feature_values(trained, tmp_path):
   (tmp_path / "s" / "vocab.npz").write_bytes(b"x")  # a changed vocabulary is refused
   with pytest.raises(ExportError, match="vocab.npz does not match"):
     Scorer.load(tmp_path / "s")
+
+
+def test_finalmlp_gates_two_streams_and_fuses_them_bilinearly():
+  m = model(light=NetSpec("finalmlp", (8, 4), heads=2), booster=None)
+  params = m.init(jax.random.key(0), IDS)["params"]["light"]["head"]
+  assert params["bilinear"].shape == (2, 2, 2)  # 2 heads over the last width 4
+  assert {"gate1_context", "gate2_context", "stream1_dense0", "stream2_dense1"} <= set(params)
+  assert NetSpec("finalmlp", (8, 4), heads=2).name == "FinalMLP-8x4+2h"
+  with pytest.raises(ValueError, match="divides into heads"):
+    NetSpec("finalmlp", (8, 5), heads=2)
+
+
+def test_batch_norm_trains_on_batch_statistics_and_serves_running_averages(tmp_path):
+  spec = NetSpec("mlp", (8,), batch_norm=True)
+  assert spec.name == "MLP-8+BN"
+  m = model(light=spec, booster=None)
+  variables = m.init(jax.random.key(0), IDS)
+  assert set(variables["batch_stats"]["light"]["head"]) == {"dense0_bn"}
+  # evaluation: a row's score does not depend on the rest of the batch
+  z_all = m.apply(variables, IDS)["logits"]["light"]
+  z_one = m.apply(variables, IDS[:1])["logits"]["light"]
+  np.testing.assert_allclose(z_all[:1], z_one, rtol=1e-6)
+  # a whole run, exported: the scorer uses the trained running averages
+  c = tiny(method="light", **{"light.batch_norm": True, "light.hidden": "16"})
+  train.train_and_evaluate(c, tmp_path / "run")
+  run = train.load_run(tmp_path / "run", checkpoint="auto")  # the selected one, as exported
+  stats = run.state.batch_stats["light"]["head"]["dense0_bn"]
+  assert float(np.abs(np.asarray(stats["mean"])).sum()) > 0  # updated from zero in training
+  export.export(run, tmp_path / "s")
+  s = Scorer.load(tmp_path / "s")
+  req, cand = export.field_layout(run.data.columns)
+  ids = np.asarray(run.data.test.ids[:8]).copy()
+  ids[:, req] = ids[0, req]
+  z = run.model.apply({"params": run.state.params, "batch_stats": run.state.batch_stats}, ids,
+                      only="light")["logits"]["light"]
+  np.testing.assert_allclose(s.score(ids[0, req], ids[:, cand]), jax.nn.sigmoid(z), rtol=1e-5, atol=1e-6)
+  assert export.evaluate(run, "light")["auc"] == pytest.approx(
+      json.loads((tmp_path / "run" / "final.json").read_text())["test/light_auc"], abs=1e-6)

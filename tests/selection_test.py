@@ -75,3 +75,21 @@ def test_bad_selection_settings_say_what_to_do(tmp_path):
     train.validate_config(tiny_ctr(**{"select.metric": "", "select.patience": 3}))
   with pytest.raises(ValueError, match="'max' or 'min'"):
     train.validate_config(tiny_ctr(**{"select.mode": "best"}))
+  with pytest.raises(ValueError, match="reduce_factor < 1"):
+    train.validate_config(tiny_ctr(**{"select.reduce_after": 2, "select.reduce_factor": 2.0}))
+
+
+def test_reduce_on_plateau_cuts_the_lr_and_a_resume_keeps_the_cut(tmp_path):
+  # "step", minimised, never improves after the first evaluation: every second one cuts the LR
+  sel = {"select.metric": "step", "select.mode": "min", "select.reduce_after": 2,
+         "select.reduce_factor": 0.5, "optim.lr": 0.01, "num_epochs": 1}
+  whole = train.train_and_evaluate(tiny_ctr(method="light", **sel), tmp_path / "whole")
+  lrs = {r["step"]: r["train/lr"] for r in records(tmp_path / "whole")}
+  # evaluations at steps 2, 4, 6, 8: the ones at 6 (two without improvement) cut the LR
+  assert lrs == pytest.approx({2: 0.01, 4: 0.01, 6: 0.01, 8: 0.005})
+  assert whole["selected"]["step"] == 2
+  # cut after the third evaluation, then resumed: the same LR and the same final parameters
+  train.train_and_evaluate(tiny_ctr(method="light", num_train_steps=6, **sel), tmp_path / "part")
+  resumed = train.train_and_evaluate(tiny_ctr(method="light", **sel), tmp_path / "part")
+  assert {r["step"]: r["train/lr"] for r in records(tmp_path / "part")} == lrs
+  assert resumed["params_fingerprint"] == whole["params_fingerprint"]

@@ -22,13 +22,15 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
   # What to train (methods: light | booster | rocket | rocket_kd | kd).
   # The served net: a small MLP over the concatenated embeddings (lr | fm | deepfm | autoint | mlp |
-  # din, which needs features.history).
-  # dropout: after each hidden layer, in training; attention_layers / heads: kind autoint only.
+  # finalmlp | din, which needs features.history).
+  # dropout: after each hidden layer, in training; batch_norm: before each hidden ReLU;
+  # attention_layers / heads: kind autoint (heads: also finalmlp's fusion heads).
   c.light = ml_collections.ConfigDict(dict(kind="mlp", hidden="32", cross_layers=0, dropout=0.0,
-                                           attention_layers=0, heads=2))
+                                           batch_norm=False, attention_layers=0, heads=2))
   # The booster: deep and wide MLP with DCN-v2 cross layers beside it.
   c.booster = ml_collections.ConfigDict(dict(kind="mlp", hidden="512,256,128", cross_layers=2,
-                                             dropout=0.0, attention_layers=0, heads=2))
+                                             dropout=0.0, batch_norm=False, attention_layers=0,
+                                             heads=2))
   c.share = "embedding"  # embedding (paper: the nets share the embedding layer) | none
   c.hint.weight = 0.1
   c.kd.alpha, c.kd.temperature = 0.5, 1.0

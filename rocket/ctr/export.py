@@ -53,6 +53,15 @@ def serving_params(run, net: str = "light", int8: bool = False):
   return quantize_int8(p) if int8 else p
 
 
+def serving_variables(run, net: str = "light", int8: bool = False) -> dict:
+  """What ``net`` reads at serving time: its parameters, and its BatchNorm averages if it has any."""
+  variables = {"params": serving_params(run, net, int8)}
+  stats = light_params(run.state.batch_stats or {}, net)
+  if jax.tree.leaves(stats):
+    variables["batch_stats"] = jax.tree.map(jnp.asarray, stats)
+  return variables
+
+
 def field_layout(fields) -> tuple[list[int], list[int]]:
   """Indices of the request-side (user/context) and candidate-side (item) fields (or id columns:
   ``CTRDataset.columns``, where a sequence's positions are columns of its side)."""
@@ -70,11 +79,11 @@ def make_score_fn(model, treedef, fields, net: str = "light"):
 
   def score(*args):
     *leaves, request_ids, candidate_ids = args
-    params = jax.tree_util.tree_unflatten(treedef, leaves)
+    variables = jax.tree_util.tree_unflatten(treedef, leaves)
     n = candidate_ids.shape[0]
     ids = jnp.concatenate([jnp.broadcast_to(request_ids[None, :], (n, len(req))), candidate_ids], 1)
     ids = ids[:, order]
-    z = model.apply({"params": params}, ids, only=net)["logits"][net]
+    z = model.apply(variables, ids, only=net)["logits"][net]
     return jax.nn.sigmoid(z)
 
   return score
@@ -85,8 +94,9 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   model = serving_model(run, int8)
-  params = serving_params(run, net, int8)
-  leaves, treedef = jax.tree_util.tree_flatten(params)
+  variables = serving_variables(run, net, int8)
+  params = variables["params"]
+  leaves, treedef = jax.tree_util.tree_flatten(variables)
   fields = run.data.columns  # the base fields, then each sequence's positions
   req, cand = field_layout(fields)
   score = make_score_fn(model, treedef, fields, net)
@@ -104,7 +114,7 @@ def export(run, out, net: str = "light", int8: bool = False, metrics: dict | Non
       "evaluation": {k: v for k, v in run.record.items() if k.startswith(("valid/", "test/"))},
       "request_fields": [fields[i].name for i in req], "candidate_fields": [fields[i].name for i in cand],
       "vocab_sizes": {f.name: int(f.vocab_size) for f in fields},
-      "num_leaves": len(leaves), "bytes": embedding_bytes(params), "embedding_bytes": embedding_bytes(emb),
+      "num_leaves": len(leaves), "bytes": embedding_bytes(variables), "embedding_bytes": embedding_bytes(emb),
       "crosses": run.config.features.get("crosses", ""), "metrics": metrics or {},
       # a sequence's L values are request columns `name[0]`..`name[L-1]` with its field's ids
       "sequences": [{"name": q.name, "field": q.field, "length": q.length}
@@ -133,12 +143,12 @@ def evaluate(run, net: str = "light", int8: bool = False, split: str = "test") -
   from rocket.ctr import metrics  # noqa: PLC0415
 
   model = serving_model(run, int8)
-  params = serving_params(run, net, int8)
+  variables = serving_variables(run, net, int8)
   data = getattr(run.data, split)
 
   @jax.jit
   def logits(ids):
-    return model.apply({"params": params}, ids, only=net)["logits"][net]
+    return model.apply(variables, ids, only=net)["logits"][net]
 
   bs = 8192
   z = np.concatenate([np.asarray(logits(data.ids[i:i + bs])) for i in range(0, len(data.labels), bs)])

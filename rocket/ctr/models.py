@@ -32,6 +32,10 @@ Nets (``NetSpec``):
 * ``mlp``: concatenated embeddings -> ReLU MLP (``hidden``, with ``dropout`` after each hidden
   layer in training) -> logit; ``cross_layers > 0`` puts DCN-v2 cross layers (Wang et al., 2021)
   in parallel with the MLP: ``x_{l+1} = x_0 * (W x_l + b) + x_l``, and the logit reads both;
+* ``finalmlp``: FinalMLP (Mao et al., AAAI 2023): two MLP streams (both ``hidden``) over the
+  concatenated embeddings, each behind its own feature-selection gate ``2 * sigmoid(MLP(c))``
+  (``c`` a learned context vector, the paper's default), fused by a multi-head bilinear layer
+  (``heads`` heads over the last hidden width): ``sum_h w1.a_h + w2.b_h + a_h' W_h b_h + b``;
 * ``din``: DIN (Zhou et al., KDD 2018; the nets of the Rocket Launching paper's Table 5): ``mlp``
   whose behaviour-sequence vector is attention-pooled with the candidate as the query (below).
 
@@ -46,6 +50,10 @@ the others (the FM interactions, the MLP, the attention tokens; ``lr`` its mean 
   units, as in DIN) over ``[q, k, q - k, q * k]``, ``q`` the candidate's embedding of ``field``,
   masked, divided by sqrt(D) and soft-maxed over the sequence (as DIN's official code does), and
   the weighted sum of the rows (zero when the sequence is empty).
+
+``batch_norm`` puts a BatchNorm (batch statistics in training, running averages in evaluation
+and serving) between each hidden Dense layer and its ReLU, in the ``mlp``, ``deepfm``, ``din``,
+``finalmlp`` and AutoInt+ MLPs.
 
 Regularisation: ``dropout`` per net (``config.light.dropout`` / ``config.booster.dropout``; the
 model then sets ``uses_dropout`` and the train step passes a ``dropout`` rng), and an L2 penalty on
@@ -66,7 +74,7 @@ from rocket.ctr.embeddings import FieldEmbeddings
 from rocket.objective import NETS
 
 
-NET_KINDS = ("lr", "fm", "deepfm", "autoint", "mlp", "din")
+NET_KINDS = ("lr", "fm", "deepfm", "autoint", "mlp", "din", "finalmlp")
 DIN_ATTENTION = (80, 40)  # DIN's activation unit: hidden sigmoid layers
 CTR_SHARE_SCHEMES = ("embedding", "none")
 _WIDE = 2**31 - 1  # intermediate bucket count when crossing three or more fields
@@ -79,7 +87,8 @@ class NetSpec:
   cross_layers: int = 0
   dropout: float = 0.0  # after each hidden layer, in training
   attention_layers: int = 0  # autoint: self-attention layers over the fields (0: 3)
-  heads: int = 2  # autoint: attention heads per layer
+  heads: int = 2  # autoint: attention heads per layer; finalmlp: bilinear fusion heads
+  batch_norm: bool = False  # between each hidden Dense and its ReLU
 
   def __post_init__(self):
     if self.kind not in NET_KINDS:
@@ -96,6 +105,10 @@ class NetSpec:
         raise ValueError(f"autoint takes attention_layers >= 0 (0: 3), heads >= 1 and no "
                          f"cross_layers, got {self}")
       object.__setattr__(self, "attention_layers", self.attention_layers or 3)
+    if self.kind == "finalmlp" and (self.cross_layers or not self.hidden or self.heads < 1
+                                    or self.hidden[-1] % self.heads):
+      raise ValueError(f"finalmlp takes hidden layers whose last width divides into heads >= 1, and "
+                       f"no cross_layers, got {self}")
     if self.kind == "deepfm" and self.cross_layers:
       raise ValueError("deepfm has no cross layers (cross_layers=0); DCN-v2 is kind='mlp' with "
                        "cross_layers > 0")
@@ -113,7 +126,8 @@ class NetSpec:
                          f"got {hidden!r}") from None
     return cls(kind=c.get("kind", "mlp"), hidden=tuple(hidden), cross_layers=int(c.get("cross_layers", 0)),
                dropout=float(c.get("dropout", 0.0)),
-               attention_layers=int(c.get("attention_layers", 0)), heads=int(c.get("heads", 2)))
+               attention_layers=int(c.get("attention_layers", 0)), heads=int(c.get("heads", 2)),
+               batch_norm=bool(c.get("batch_norm", False)))
 
   @property
   def name(self) -> str:
@@ -122,10 +136,12 @@ class NetSpec:
     if self.kind == "autoint":
       s = f"AutoInt-{self.attention_layers}x{self.heads}h"
       s += ("+MLP-" + "x".join(map(str, self.hidden))) if self.hidden else ""
-      return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
-    prefix = {"deepfm": "DeepFM-", "din": "DIN-"}.get(self.kind, "MLP-")
-    s = prefix + "x".join(map(str, self.hidden)) if self.hidden else prefix + "linear"
-    s += f"+DCNv2x{self.cross_layers}" if self.cross_layers else ""
+    else:
+      prefix = {"deepfm": "DeepFM-", "din": "DIN-", "finalmlp": "FinalMLP-"}.get(self.kind, "MLP-")
+      s = prefix + "x".join(map(str, self.hidden)) if self.hidden else prefix + "linear"
+      s += f"+{self.heads}h" if self.kind == "finalmlp" else ""
+      s += f"+DCNv2x{self.cross_layers}" if self.cross_layers else ""
+    s += "+BN" if self.batch_norm and self.hidden else ""
     return s + (f"+dropout{self.dropout:g}" if self.dropout else "")
 
 
@@ -196,7 +212,36 @@ class _Head(nn.Module):
       return z + self._mlp(emb, train)
     if s.kind == "autoint":
       return self._autoint(emb, train)
+    if s.kind == "finalmlp":
+      return self._finalmlp(emb, train)
     return self._mlp(emb, train)
+
+  def _hidden(self, h, train: bool, prefix: str = "dense"):
+    """The hidden layers: Dense (-> BatchNorm) -> ReLU (-> dropout), widths ``spec.hidden``."""
+    s = self.spec
+    for i, width in enumerate(s.hidden):
+      h = nn.Dense(width, name=f"{prefix}{i}")(h)
+      if s.batch_norm:
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"{prefix}{i}_bn")(h)
+      h = nn.relu(h)
+      if s.dropout:
+        h = nn.Dropout(s.dropout, deterministic=not train)(h)
+    return h
+
+  def _finalmlp(self, emb, train: bool):
+    s, x = self.spec, emb.reshape(emb.shape[0], -1)
+    streams = []
+    for k in (1, 2):  # feature selection: a gate per stream from a learned context vector
+      ctx = self.param(f"gate{k}_context", nn.initializers.zeros, (x.shape[-1],))
+      g = nn.relu(nn.Dense(x.shape[-1], name=f"gate{k}_dense0")(ctx))
+      g = 2.0 * nn.sigmoid(nn.Dense(x.shape[-1], name=f"gate{k}_dense1")(g))
+      streams.append(self._hidden(x * g, train, prefix=f"stream{k}_dense"))
+    a, b = (t.reshape(t.shape[0], s.heads, -1) for t in streams)  # [B, H, d]
+    d = a.shape[-1]
+    w = self.param("bilinear", nn.initializers.lecun_normal(), (s.heads, d, d))
+    z = jnp.einsum("bhd,hde,bhe->b", a, w, b)
+    return z + nn.Dense(1, name="linear_a")(a.reshape(a.shape[0], -1))[:, 0] + \
+        nn.Dense(1, name="linear_b")(b.reshape(b.shape[0], -1))[:, 0]
 
   def _autoint(self, emb, train: bool):
     s, x = self.spec, emb  # [B, F, D]
@@ -214,12 +259,7 @@ class _Head(nn.Module):
   def _mlp(self, emb, train: bool):
     s = self.spec
     x0 = emb.reshape(emb.shape[0], -1)
-    h = x0
-    for i, width in enumerate(s.hidden):
-      h = nn.relu(nn.Dense(width, name=f"dense{i}")(h))
-      if s.dropout:
-        h = nn.Dropout(s.dropout, deterministic=not train)(h)
-    parts = [h]
+    parts = [self._hidden(x0, train)]
     if s.cross_layers:
       x = x0
       for i in range(s.cross_layers):

@@ -91,8 +91,9 @@ class CTRTask(tasks.Task):
                if ds.sequences else {}),
             # regularisation (embedding.l2, <net>.dropout) changes no parameter: not part of it
             "embedding": {k: v for k, v in config.embedding.to_dict().items() if k != "l2"}}
-    for n in method.nets:
-      arch[n] = {k: v for k, v in config[n].to_dict().items() if k != "dropout"}
+    for n in method.nets:  # (batch_norm listed when on: runs from before it existed still match)
+      arch[n] = {k: v for k, v in config[n].to_dict().items()
+                 if k != "dropout" and not (k == "batch_norm" and not v)}
     if len(method.nets) == 2:
       arch["share"] = config.share
     return arch
