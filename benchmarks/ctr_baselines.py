@@ -30,8 +30,9 @@ Baselines:
   ``MLPClassifier``, Adam, batch 1024, no other regularisation than its default L2 of 1e-4),
   the learning rate and the epoch by validation AUC.
 
-Our rows are read from ``paper_repro/results/ctr_<dataset>/runs.json`` and
-``ctr_<dataset>_tuned/runs.json`` (crosses sized from the data; test metrics at
+Our rows are read from ``paper_repro/results/ctr_<dataset>/runs.json``,
+``ctr_<dataset>_tuned/runs.json`` (crosses sized from the data), ``ctr_frappe_tuned_wd`` (plus
+weight decay) and ``ctr_movielens_l2`` (no crosses, embedding L2), where they exist (test metrics at
 each seed's best-validation-AUC evaluation, mean ± std over seeds, as ``rocket.report``
 tables them); Δ is against our best light net (the highest mean test AUC).
 
@@ -60,7 +61,8 @@ from benchmarks import common  # noqa: E402
 
 CONFIGS = {"frappe": "configs/ctr_frappe.py", "movielens": "configs/ctr_movielens.py"}
 # our committed runs: the configs' defaults, and the tuned operating point (sweeps/ctr_tuned.py)
-OURS = ("paper_repro/results/ctr_{}/runs.json", "paper_repro/results/ctr_{}_tuned/runs.json")
+OURS = ("paper_repro/results/ctr_{}/runs.json", "paper_repro/results/ctr_{}_tuned/runs.json",
+        "paper_repro/results/ctr_{}_tuned_wd/runs.json", "paper_repro/results/ctr_{}_l2/runs.json")
 BASELINES = ("lr_onehot", "lr_crosses", "lr_all_pairs", "gbt", "gbt_crosses", "mlp_onehot")
 MAX_CATEGORY = 254  # HistGradientBoosting's categories must be < max_bins = 255
 # Hyper-parameter grids, chosen by validation AUC; --quick takes the first point of each.

@@ -73,6 +73,8 @@ def define_flags():
           "booster runs with their final checkpoint, written by an earlier window): the runs "
           "that learn from them can train."),
       "max_stacks": flags.DEFINE_integer("max_stacks", 2, "Run names trained side by side."),
+      "devices": flags.DEFINE_integer("devices", 0, "Local devices each stack's runs are split "
+                                      "over (a divisor of its seeds); 0: the most that divide."),
       "run_axis": flags.DEFINE_enum("run_axis", "probe", ["probe", "vmap", "unrolled"],
                                     "How a stack holds its runs; probe: time both, keep the faster."),
       "max_epochs": flags.DEFINE_integer("max_epochs", 0, "Stop (checkpointed) after this many "
@@ -281,7 +283,8 @@ def main(argv):
              if run.get("teacher") else {})
     config = apply_overrides(_F["config"].value, {**run.get("overrides", {}), **extra})
     dirs = [sweep_lib.run_dir(workdir, run["name"], s) for s in left]
-    stacks.append(stacked.Stack(config, left, dirs, label=run["name"], log=say))
+    stacks.append(stacked.Stack(config, left, dirs, label=run["name"], devices=_F["devices"].value,
+                                log=say))
   say(f"stacks built in {time.time() - t_start:.0f} s")
 
   # 1. vmap or unrolled: time one train step of the costliest stack both ways

@@ -17,7 +17,12 @@ Every run writes its own workdir in the single-run format (``config.json``, ``me
 orbax checkpoints, ``final.json``): ``rocket.main`` resumes a stacked run's checkpoint and a stack
 resumes single runs' ones, and ``rocket.report`` / ``paper_repro/compare.py`` read them unchanged.
 
-Limits: one device; the runs of a stack differ only in ``seed`` and :data:`PER_RUN_FIELDS`;
+Several devices (``devices=D``, R a multiple of D): the run axis is split over a one-axis mesh
+``("runs",)``, so each device trains R / D whole runs with no communication between them; the
+training and test sets are replicated on every device. A run is then exactly what it is on one
+device, and each checkpoint holds one run, as before.
+
+Limits: one process; the runs of a stack differ only in ``seed`` and :data:`PER_RUN_FIELDS`;
 ``eval_every_epochs`` and the run length are whole epochs. A run whose numbers differ from the
 first run's is equal to its single run to float tolerance (a weight such as ``1 - kd.alpha`` is
 then computed in float32 inside the program instead of folded in double precision, and the
@@ -89,7 +94,7 @@ class Stack:
 
   def __init__(self, config, seeds: Sequence[int], workdirs: Sequence[pathlib.Path], *,
                per_run: Sequence[dict] | None = None, label: str = "", run_axis: str = "auto",
-               scan_epochs: bool | None = None, log=print):
+               scan_epochs: bool | None = None, devices: int = 1, log=print):
     if len(seeds) != len(workdirs) or not seeds:
       raise ConfigError("a stack needs one workdir per seed, and at least one seed")
     per_run = [dict(o) for o in per_run] if per_run is not None else [{} for _ in seeds]
@@ -153,7 +158,10 @@ class Stack:
     else:
       self.eval_every = max(1, int(round(config.eval_every_epochs)))
     device = jax.devices()[0]
+    # a single run's mesh (teachers, fingerprints); the runs themselves live on self.run_mesh
     self.mesh = jax.sharding.Mesh(np.array([device]).reshape(1, 1), ("data", "model"))
+    self._home = jax.sharding.SingleDeviceSharding(device)
+    self._place_mesh(devices)
     model = self.model = setup.model
     init = setup.initializer()
     self.arch = setup.arch
@@ -161,7 +169,7 @@ class Stack:
     if self.method.needs_teacher:
       loaded = [train.load_teacher(c, ds, self.mesh) for c in self.configs]
       teacher_model = loaded[0][0]
-      self.teacher_vars = stack_trees([t[1] for t in loaded])
+      self.teacher_vars = self._split(stack_trees([t[1] for t in loaded]))
       self.teacher_summaries = [t[2] for t in loaded]
     step_fn = setup.train_step(self.configs[0], ds, teacher_model)
     try:
@@ -172,9 +180,10 @@ class Stack:
     self._step_fn, self._eval_sums = step_fn, eval_sums
     self._build_programs()
     self._finite = jax.jit(jax.vmap(train._all_finite))
-    self.x_train = jax.device_put(x_train, device)
-    self.y_train = jax.device_put(y_train, device)
-    self.test_arrays = tuple(jax.device_put(a, device) for a in self.test_arrays)
+    self.x_train = jax.device_put(x_train, self._replicated)
+    self.y_train = jax.device_put(y_train, self._replicated)
+    self.test_arrays = tuple(jax.device_put(a, self._replicated) for a in self.test_arrays)
+    self.objective, self.lr_scales = self._split(self.objective), self._split(self.lr_scales)
 
     # resume: every run from its own latest checkpoint, all at the same step
     placed = jax.sharding.SingleDeviceSharding(device)
@@ -189,13 +198,14 @@ class Stack:
                         f"({sorted(steps, key=str)}); resume them one at a time with rocket.main")
     step0 = steps.pop()
     if step0 is None:
-      self.states = jax.jit(jax.vmap(init))(jax.vmap(jax.random.key)(jnp.asarray(self.seeds)))
+      self.states = jax.jit(jax.vmap(init), out_shardings=self._runs)(
+          jax.vmap(jax.random.key)(jnp.asarray(self.seeds)))
       self.elapsed0, step0 = 0.0, 0
     else:
       if step0 % spe:
         raise ConfigError(f"stack {self.label}: the checkpoints are at step {step0}, inside an "
                           f"epoch; resume them one at a time with rocket.main")
-      self.states = stack_trees([s for s, _ in restored])
+      self.states = self._split(stack_trees([s for s, _ in restored]))
       self.elapsed0 = max(float(m.get("elapsed_s", 0.0)) for _, m in restored)
       self.log(f"{self.label}: resumed {len(self.seeds)} runs from step {step0}")
     self.epoch = step0 // spe
@@ -216,6 +226,33 @@ class Stack:
                      for _, m in restored]
     self.last_eval: list[dict] = [{} for _ in self.seeds]
     self.last_saved = step0 if step0 else None
+
+  # ------------------------------------------------------------------ placement
+
+  def _place_mesh(self, devices: int) -> None:
+    """The mesh ``("runs",)`` of ``devices`` local devices over which the runs are split (0: the
+    most of them that divide the number of runs)."""
+    r, have = len(self.seeds), jax.local_device_count()
+    if devices == 0:
+      devices = max(d for d in range(1, min(r, have) + 1) if r % d == 0)
+    if devices < 1 or devices > have or r % devices:
+      raise ConfigError(f"a stack of {r} runs cannot be split over {devices} devices: give a "
+                        f"divisor of {r} between 1 and the {have} local devices (0: the most)")
+    self.run_mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:devices]), ("runs",))
+    self._runs = jax.sharding.NamedSharding(self.run_mesh, jax.sharding.PartitionSpec("runs"))
+    self._replicated = jax.sharding.NamedSharding(self.run_mesh, jax.sharding.PartitionSpec())
+
+  @property
+  def devices(self) -> int:
+    return self.run_mesh.size
+
+  def _split(self, tree):
+    """``tree`` (leading run axis) split over the run mesh; None stays None."""
+    return None if tree is None else jax.device_put(tree, self._runs)
+
+  def _run_state(self, r: int):
+    """Run ``r``'s state on the first device (checkpoints, fingerprints)."""
+    return jax.device_put(run_slice(self.states, r), self._home)
 
   # ------------------------------------------------------------------ programs
 
@@ -273,8 +310,8 @@ class Stack:
     return self._indices(epoch)
 
   def _args(self):
-    return (jnp.asarray(self.seeds), self.x_train, self.y_train, self.teacher_vars,
-            self.objective, self.lr_scales)
+    return (self._split(np.asarray(self.seeds, np.int32)), self.x_train, self.y_train,
+            self.teacher_vars, self.objective, self.lr_scales)
 
   def compile(self) -> float:
     """Compiles the epoch (or step) and evaluation programs ahead of time (thread-safe: several
@@ -291,7 +328,7 @@ class Stack:
     """Seconds per train step of the whole stack (the mean of ``n`` after two), run on a
     copy of the state: training is not advanced. Compiles the one-step program if needed."""
     states = jax.tree.map(jnp.copy, self.states)
-    ix = jnp.asarray(self._indices(self.epoch)[:, :n + 2])
+    ix = self._split(self._indices(self.epoch)[:, :n + 2])
     args = self._args()
     for i in range(2):  # the second call may compile again (its inputs are the first's outputs)
       states, m = self._runs_step(states, ix[:, i], *args)
@@ -322,7 +359,7 @@ class Stack:
 
   def dispatch(self) -> None:
     """Queues the next epoch's training (and evaluation when due) on the device."""
-    idx = jax.device_put(self._indices(self.epoch), self.x_train.sharding)
+    idx = self._split(self._indices(self.epoch))
     args = self._args()
     if self.scan_epochs:
       self.states, m = self._compiled.get("epoch", self._run_epoch)(self.states, idx, *args)
@@ -378,7 +415,7 @@ class Stack:
         raise train.NonFiniteLossError(
             f"{wd}: non-finite parameters at step {self.step}: not checkpointed; "
             f"{train._last_good(self.last_saved, ck.directory)}")
-      ck.save(self.step, run_slice(self.states, r),
+      ck.save(self.step, self._run_state(r),
               {"arch": self.arch, "elapsed_s": self.elapsed(), "params": self.n_params,
                "stacked": len(self.seeds), "train_window": self._windows[r]})
     for ck in self._ckpts:
@@ -392,9 +429,13 @@ class Stack:
     self.save()
     for ck in self._ckpts[n:]:
       ck.close()
-    cut = lambda t: None if t is None else jax.tree.map(lambda x: x[:n], t)  # noqa: E731
-    self.states, self.teacher_vars = cut(self.states), cut(self.teacher_vars)
-    self.objective, self.lr_scales = cut(self.objective), cut(self.lr_scales)
+    cut = lambda t: None if t is None else jax.device_get(jax.tree.map(lambda x: x[:n], t))  # noqa: E731
+    trees = [cut(t) for t in (self.states, self.teacher_vars, self.objective, self.lr_scales)]
+    self.seeds = self.seeds[:n]
+    self._place_mesh(max(d for d in range(1, self.devices + 1) if n % d == 0))
+    self.x_train, self.y_train = (jax.device_put(a, self._replicated) for a in (self.x_train, self.y_train))
+    self.test_arrays = tuple(jax.device_put(a, self._replicated) for a in self.test_arrays)
+    self.states, self.teacher_vars, self.objective, self.lr_scales = map(self._split, trees)
     self._compiled = {}  # new shapes: compiled again at the next dispatch
     for w in self._writers[n:]:
       w.close()
@@ -408,9 +449,9 @@ class Stack:
     """Writes each run's final.json (the single-run keys, plus ``stacked``: the stack size)."""
     self.save()
     out = []
-    device = f"1 x {jax.devices()[0].device_kind}"
+    device = f"1 x {jax.devices()[0].device_kind}"  # each run trains on one device
     for r, wd in enumerate(self.workdirs):
-      state = run_slice(self.states, r)
+      state = self._run_state(r)
       final = dict(self.last_eval[r]) or {"step": self.step, "epoch": float(self.epoch)}
       final["params"] = self.n_params
       final.update({f"bytes/{k}": v for k, v in self.task.sizes(state.params).items()})
@@ -418,7 +459,7 @@ class Stack:
       if self.teacher_summaries is not None:
         final["teacher"] = {k: v for k, v in self.teacher_summaries[r].items()
                             if k.startswith("test/booster_") or k in ("wall_time_s", "params")}
-      final.update(device=device, stacked=len(self.seeds),
+      final.update(device=device, stacked=len(self.seeds), stack_devices=self.devices,
                    finished_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
       (wd / "final.json").write_text(json.dumps(final, indent=1, sort_keys=True) + "\n")
       out.append(final)
@@ -434,12 +475,13 @@ class Stack:
 def train_stack(config, seeds: Sequence[int], workdirs: Sequence, *, per_run: Sequence[dict] | None = None,
                 deadline: float | None = None, stop_after_epochs: int | None = None,
                 checkpoint_every_epochs: int = 10, run_axis: str = "auto",
-                scan_epochs: bool | None = None, log=print) -> list[dict] | None:
+                scan_epochs: bool | None = None, devices: int = 1, log=print) -> list[dict] | None:
   """Trains ``config`` for each seed (with ``per_run``'s overrides of :data:`PER_RUN_FIELDS`, one
   dict per run, when given), stacked; returns the runs' final records, or None when
   ``deadline`` (a ``time.time()``; the next epoch would end after it), ``stop_after_epochs``
   (epochs trained by this call) or a signal stopped the stack first. A stopped stack is
-  checkpointed: call again to resume."""
+  checkpointed: call again to resume. ``devices``: local devices the runs are split over (a
+  divisor of the number of runs; 0: the most that divide it)."""
   workdirs = [pathlib.Path(w) for w in workdirs]
   finished = [(w / "final.json").is_file() for w in workdirs]
   if all(finished):
@@ -452,7 +494,7 @@ def train_stack(config, seeds: Sequence[int], workdirs: Sequence, *, per_run: Se
       w.mkdir(parents=True, exist_ok=True)
       locks.enter_context(train.run_lock(w))
     stack = Stack(config, seeds, workdirs, per_run=per_run, run_axis=run_axis,
-                  scan_epochs=scan_epochs, log=log)
+                  scan_epochs=scan_epochs, devices=devices, log=log)
     try:
       with train._stop_signals() as stop:
         first = stack.epoch

@@ -16,6 +16,7 @@ import numpy as np
 from conftest import ROOT
 
 from rocket import train
+from rocket.config_util import apply_overrides
 
 STEPS = ["--config.num_train_steps=6", "--config.eval_every_steps=2", "--config.log_every_steps=1"]
 
@@ -105,15 +106,49 @@ def test_sharded_embedding_lookup_equals_unsharded():
       for n in ("light", "booster"):
         np.testing.assert_allclose(np.asarray(sharded["logits"][n]), np.asarray(plain["logits"][n]),
                                    rtol=1e-6, atol=1e-6)
-      emb = jax.jit(lambda p, x: model.apply({"params": p}, x, method=lambda m, i: m.shared(m.all_ids(i))))
+      emb = jax.jit(lambda p, x: model.apply({"params": p}, x, method=lambda m, i: m.shared(m.all_ids(i))[0]))
       np.testing.assert_array_equal(np.asarray(emb(state.params, ids)), np.asarray(
-          model.apply({"params": local}, np.asarray(ids), method=lambda m, i: m.shared(m.all_ids(i)))))
+          model.apply({"params": local}, np.asarray(ids), method=lambda m, i: m.shared(m.all_ids(i))[0])))
       print("ok")
   """)
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
   res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=300)
   assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-4000:]
+
+
+def test_a_stack_split_over_two_devices_equals_separate_runs(tmp_path):
+  """Two stacked runs (different seeds and hint weights), one per device, each equal to its own
+  single-device rocket.main run; every device holds one run's state only."""
+  script = textwrap.dedent(f"""
+      import jax, pathlib
+      from rocket import stacked
+      from rocket.config_util import load_config
+      config = load_config("configs/cifar10.py:tiny", method="rocket", batch_size=64, num_train_steps=16,
+                           eval_every_steps=8, eval_batch_size=100, data_seed=0,
+                           **{{"synthetic.image_size": 16}})
+      out = pathlib.Path({str(tmp_path)!r})
+      stack = stacked.Stack(config, [0, 3], [out / "stack0", out / "stack3"],
+                            per_run=[{{}}, {{"hint.weight": 0.3}}], devices=2)
+      leaf = jax.tree.leaves(stack.states.params)[0]
+      assert {{s.data.shape[0] for s in leaf.addressable_shards}} == {{1}}, leaf.sharding
+      assert len(leaf.sharding.device_set) == 2
+      stack.close()
+      finals = stacked.train_stack(config, [0, 3], [out / "stack0", out / "stack3"],
+                                   per_run=[{{}}, {{"hint.weight": 0.3}}], devices=2)
+      assert [f["stack_devices"] for f in finals] == [2, 2]
+      print("ok")
+  """)
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+  res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=400)
+  assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-4000:]
+  from stacked_test import assert_same_run, tiny  # noqa: PLC0415
+
+  for s, o in ((0, {}), (3, {"hint.weight": 0.3})):
+    config = apply_overrides(tiny(num_train_steps=16, eval_every_steps=8), {"seed": s, **o})
+    train.train_and_evaluate(config, tmp_path / f"single{s}")
+    assert_same_run(tmp_path / f"single{s}", tmp_path / f"stack{s}", rtol=5e-3)
 
 
 def free_port():

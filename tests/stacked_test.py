@@ -122,6 +122,8 @@ def test_stack_refuses_what_it_cannot_train(tmp_path):
     stacked.train_stack(tiny(data_seed=-1), (1, 2), [tmp_path / "x", tmp_path / "y"])
   with pytest.raises(ConfigError, match="one workdir per seed"):
     stacked.train_stack(tiny(), (1, 2), [tmp_path / "x"])
+  with pytest.raises(ConfigError, match="cannot be split over 3 devices"):
+    stacked.train_stack(tiny(), (1, 2), [tmp_path / "x", tmp_path / "y"], devices=3)
 
 
 @pytest.mark.slow
