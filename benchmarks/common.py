@@ -319,6 +319,32 @@ def warm(benches, n: int) -> None:
     bench.run(max(n, 1))
 
 
+class TorchTrainStep:
+  """A PyTorch contender: ``step()`` = forward on ``inputs()``, ``loss_fn``, backward, optimiser
+  step (``self.model``, ``self.opt``); ``run(n)``: n steps; ``loss``: the last one, detached."""
+
+  loss = None
+
+  def inputs(self):
+    """``(x, y)`` of the next step."""
+    raise NotImplementedError
+
+  def loss_fn(self, outputs, y):
+    raise NotImplementedError
+
+  def step(self):
+    x, y = self.inputs()
+    loss = self.loss_fn(self.model(x), y)
+    self.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    self.opt.step()
+    self.loss = loss.detach()
+
+  def run(self, n: int) -> None:
+    for _ in range(n):
+      self.step()
+
+
 def matmul_flops_per_s(n: int = 2048, steps: int = 5, repeats: int = 3) -> float:
   """Measured float32 matmul FLOP/s of JAX on this machine (a proxy for the peak)."""
   import jax  # noqa: PLC0415

@@ -284,7 +284,7 @@ def make_torch_model(model: str, sizes, dim: int, hidden, cross_layers: int = 0)
   return Net()
 
 
-class TorchStep:
+class TorchStep(common.TorchTrainStep):
   """One PyTorch training step (logistic loss, Adam) on cycled batches."""
 
   def __init__(self, model: str, batches, sizes, dim: int, hidden, cross_layers: int, adam: str = "default",
@@ -300,19 +300,12 @@ class TorchStep:
     self.params = sum(p.numel() for p in self.model.parameters())
     self.i, self.loss = 0, None
 
-  def step(self):
-    torch = self.torch
-    ids, labels = self.batches[self.i % len(self.batches)]
+  def inputs(self):
     self.i += 1
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(self.model(ids), labels)
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    self.opt.step()
-    self.loss = loss.detach()
+    return self.batches[(self.i - 1) % len(self.batches)]
 
-  def run(self, n: int) -> None:
-    for _ in range(n):
-      self.step()
+  def loss_fn(self, logits, labels):
+    return self.torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
 
 # --------------------------------------------------------------------------- analytic costs

@@ -179,7 +179,7 @@ def make_torch_wrn(depth: int, width: int, num_classes: int = 10, num_groups: in
   return WRN()
 
 
-class TorchStep:
+class TorchStep(common.TorchTrainStep):
   """One PyTorch training step on a fixed uint8 NHWC batch (augmentation included)."""
 
   def __init__(self, depth: int, width: int, images_u8, labels, memory_format: str, *,
@@ -220,18 +220,11 @@ class TorchStep:
     return x.contiguous(memory_format=torch.channels_last if self.channels_last
                         else torch.contiguous_format)
 
-  def step(self):
-    torch = self.torch
-    logits = self.model(self.batch())
-    loss = torch.nn.functional.cross_entropy(logits, self.labels)
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    self.opt.step()
-    self.loss = loss.detach()
+  def inputs(self):
+    return self.batch(), self.labels
 
-  def run(self, n: int) -> None:
-    for _ in range(n):
-      self.step()
+  def loss_fn(self, logits, labels):
+    return self.torch.nn.functional.cross_entropy(logits, labels)
 
   def matmul_flops_per_s(self, n: int = 2048, steps: int = 5, repeats: int = 3) -> float:
     torch = self.torch

@@ -3,7 +3,8 @@ embedding L2 1e-2 on the looked-up rows, up to 20 epochs, patience 8), where the
 the light net alone by ~0.009 AUC, so co-training has something to transfer. Light alone, booster
 alone, rocket at the paper's lambda 0.03 and at our earlier CTR default 0.1, rocket without sharing
 (hint only), KD from the finished booster, and the paper's Table 5 pairing: a DIN booster and a DIN
-light net over each user's 20 most recent earlier liked items::
+light net over each user's 20 most recent earlier liked items; and the light net with BatchNorm,
+alone and in rocket::
 
     python -m rocket.sweep --config=configs/ctr_movielens.py:tuned --config.progress_bar=False \
         --config.tensorboard=False --sweep=paper_repro/sweeps/ctr_movielens_l2.py --workdir=/tmp/ml_l2
@@ -24,5 +25,9 @@ def get_sweep():
       dict(name="din_light", overrides={"method": "light", **din}),
       dict(name="din_booster", overrides={"method": "booster", **din}),
       dict(name="din_rocket", overrides={"method": "rocket", "hint.weight": 0.03, **din}),
+      # BatchNorm before the light net's hidden ReLU (the booster does worse with it)
+      dict(name="light_bn", overrides={"method": "light", "light.batch_norm": True}),
+      dict(name="rocket_bn", overrides={"method": "rocket", "hint.weight": 0.03,
+                                        "light.batch_norm": True}),
   ]
   return dict(seeds=(0, 1, 2), runs=runs)
