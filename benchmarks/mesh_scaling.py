@@ -110,6 +110,7 @@ def child(args) -> dict:
     from rocket.ctr.features import FieldSpec  # noqa: PLC0415
     fields = [FieldSpec("user", 960, "user"), FieldSpec("item", 4096, "item"),
               FieldSpec("hour", 8, "context"), FieldSpec("device", 8, "context")]
+    sequences = ()
 
   cc.features.crosses = "user*item"
   cc.features.cross_buckets = 10_240
