@@ -1,5 +1,6 @@
 """rocket.config_util: config files for notebooks, tests and sweeps; entry points import cleanly."""
 
+import json
 import subprocess
 import sys
 
@@ -69,9 +70,15 @@ def test_every_config_file_starts_from_the_core_fields(spec):
 
 
 def test_the_tuned_ctr_presets_are_the_committed_runs_settings():
-  # paper_repro/results/ctr_frappe_tuned_wd and ctr_movielens_tuned were run with these flags
+  # paper_repro/results/ctr_frappe_tuned_wd was run with these flags, ctr_movielens_l2 with the preset
   for file, flags in (("configs/ctr_frappe.py", {"features.cross_buckets": 0, "num_epochs": 15,
                                                  "select.patience": 6, "optim.weight_decay": 1e-4}),
-                      ("configs/ctr_movielens.py", {"features.cross_buckets": 0, "num_epochs": 4,
-                                                    "select.patience": 6})):
+                      ("configs/ctr_movielens.py", {"features.cross_buckets": 0, "num_epochs": 20,
+                                                    "select.patience": 8, "features.crosses": "",
+                                                    "embedding.l2": 1e-2})):
     assert config_util.load_config(f"{file}:tuned") == config_util.load_config(file, **flags)
+  runs = json.loads((ROOT / "paper_repro/results/ctr_movielens_l2/runs.json").read_text())
+  committed = next(iter(runs[0]["seeds"].values()))["config"]
+  preset = config_util.load_config("configs/ctr_movielens.py:tuned").to_dict()
+  for key in ("features", "embedding", "num_epochs", "select", "optim", "batch_size"):
+    assert committed[key] == json.loads(json.dumps(preset[key])), key
