@@ -69,6 +69,7 @@ def core_config() -> ConfigDict:
       reset_momentum=False,  # step schedule: restart the momentum at each drop (official code)
       warmup_epochs=0.0,
       grad_clip_norm=0.0,  # >0: clip by global norm
+      booster_lr_scale=1.0,  # multiplies the updates of the booster's own parameters (not shared)
   ))
   c.seed = 0
   # Model selection: the evaluation with the best `metric` (an evaluation key; "{net}" = the served

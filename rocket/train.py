@@ -173,6 +173,8 @@ def create_optimizer(config, total_steps: int, steps_per_epoch: int):
   SGD convention), before the optimiser's own transformation.  With
   ``optim.reset_momentum`` the optimiser's state starts afresh at every drop of
   the step schedule, as the official code's re-created ``torch.optim.SGD`` does.
+  ``optim.booster_lr_scale`` (not 1) multiplies the updates of the parameters under ``booster``
+  (the booster's own layers; shared ones keep the schedule's rate): a separate learning rate.
   """
   o = config.optim
   bounds = {}
@@ -205,6 +207,12 @@ def create_optimizer(config, total_steps: int, steps_per_epoch: int):
     parts.append(optax.chain(trace, optax.scale_by_learning_rate(sched)))
   else:
     parts.append(optax.sgd(sched))
+  booster_scale = float(o.get("booster_lr_scale", 1.0))
+  if booster_scale < 0:
+    raise ConfigError(f"config.optim.booster_lr_scale must be >= 0, got {booster_scale}")
+  if booster_scale != 1.0:
+    parts.append(optax.masked(optax.scale(booster_scale),
+                              lambda params: {k: k == "booster" for k in params}))
   return float32_state(optax.chain(*parts)), sched
 
 

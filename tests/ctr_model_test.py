@@ -461,3 +461,24 @@ def test_batch_norm_trains_on_batch_statistics_and_serves_running_averages(tmp_p
   np.testing.assert_allclose(s.score(ids[0, req], ids[:, cand]), jax.nn.sigmoid(z), rtol=1e-5, atol=1e-6)
   assert export.evaluate(run, "light")["auc"] == pytest.approx(
       json.loads((tmp_path / "run" / "final.json").read_text())["test/light_auc"], abs=1e-6)
+
+
+def test_booster_lr_scale_scales_the_boosters_own_updates_only():
+  from rocket import tasks  # noqa: PLC0415
+
+  def one_step(scale):
+    c = tiny(method="rocket", **{"optim.booster_lr_scale": scale})
+    ds = tasks.get_task(c).load(c)
+    setup = train.run_setup(c, ds)
+    state = setup.initializer()(jax.random.key(0))
+    new, _ = jax.jit(setup.train_step(c, ds))(state, ds.train.ids[:c.batch_size],
+                                              ds.train.labels[:c.batch_size], None)
+    return jax.tree.map(lambda a, b: np.asarray(b) - np.asarray(a), state.params, new.params)
+
+  full, half = one_step(1.0), one_step(0.5)
+  for net, ratio in (("booster", 0.5), ("light", 1.0), ("shared", 1.0)):
+    for a, b in zip(jax.tree.leaves(full[net]), jax.tree.leaves(half[net])):
+      np.testing.assert_allclose(b, ratio * a, rtol=1e-5, atol=5e-8, err_msg=net)  # float32 deltas
+  assert any(np.any(x != 0) for x in jax.tree.leaves(full["booster"]))
+  with pytest.raises(ValueError, match="booster_lr_scale must be >= 0"):
+    train.create_optimizer(tiny(**{"optim.booster_lr_scale": -1.0}), 10, 5)
