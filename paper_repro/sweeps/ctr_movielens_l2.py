@@ -4,7 +4,7 @@ the light net alone by ~0.009 AUC, so co-training has something to transfer. Lig
 alone, rocket at the paper's lambda 0.03 and at our earlier CTR default 0.1, rocket without sharing
 (hint only), KD from the finished booster, and the paper's Table 5 pairing: a DIN booster and a DIN
 light net over each user's 20 most recent earlier liked items; and the light net with BatchNorm,
-alone and in rocket::
+alone and in rocket; and rocket with the booster's own layers at 0.3x the learning rate::
 
     python -m rocket.sweep --config=configs/ctr_movielens.py:tuned --config.progress_bar=False \
         --config.tensorboard=False --sweep=paper_repro/sweeps/ctr_movielens_l2.py --workdir=/tmp/ml_l2
@@ -29,5 +29,11 @@ def get_sweep():
       dict(name="light_bn", overrides={"method": "light", "light.batch_norm": True}),
       dict(name="rocket_bn", overrides={"method": "rocket", "hint.weight": 0.03,
                                         "light.batch_norm": True}),
+      # a separate, lower learning rate for the booster's own layers (optim.booster_lr_scale)
+      dict(name="rocket_blr0.3", overrides={"method": "rocket", "hint.weight": 0.03,
+                                            "optim.booster_lr_scale": 0.3}),
+      dict(name="rocket_bn_blr0.3", overrides={"method": "rocket", "hint.weight": 0.03,
+                                               "light.batch_norm": True,
+                                               "optim.booster_lr_scale": 0.3}),
   ]
   return dict(seeds=(0, 1, 2), runs=runs)
