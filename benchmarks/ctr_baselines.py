@@ -32,7 +32,8 @@ Baselines:
 
 Our rows are read from ``paper_repro/results/ctr_<dataset>/runs.json``,
 ``ctr_<dataset>_tuned/runs.json`` (crosses sized from the data), ``ctr_frappe_tuned_wd`` (plus
-weight decay) and ``ctr_movielens_l2`` (no crosses, embedding L2), where they exist (test metrics at
+weight decay), ``ctr_frappe_dcn`` (a smaller, regularised booster) and ``ctr_movielens_l2`` (no
+crosses, embedding L2), where they exist (test metrics at
 each seed's best-validation-AUC evaluation, mean ± std over seeds, as ``rocket.report``
 tables them); Δ is against our best light net (the highest mean test AUC).
 
@@ -62,7 +63,8 @@ from benchmarks import common  # noqa: E402
 CONFIGS = {"frappe": "configs/ctr_frappe.py", "movielens": "configs/ctr_movielens.py"}
 # our committed runs: the configs' defaults, and the tuned operating point (sweeps/ctr_tuned.py)
 OURS = ("paper_repro/results/ctr_{}/runs.json", "paper_repro/results/ctr_{}_tuned/runs.json",
-        "paper_repro/results/ctr_{}_tuned_wd/runs.json", "paper_repro/results/ctr_{}_l2/runs.json")
+        "paper_repro/results/ctr_{}_tuned_wd/runs.json", "paper_repro/results/ctr_{}_dcn/runs.json",
+        "paper_repro/results/ctr_{}_l2/runs.json")
 BASELINES = ("lr_onehot", "lr_crosses", "lr_all_pairs", "gbt", "gbt_crosses", "mlp_onehot")
 MAX_CATEGORY = 254  # HistGradientBoosting's categories must be < max_bins = 255
 # Hyper-parameter grids, chosen by validation AUC; --quick takes the first point of each.
