@@ -81,4 +81,8 @@ def test_the_tuned_ctr_presets_are_the_committed_runs_settings():
   committed = next(iter(runs[0]["seeds"].values()))["config"]
   preset = config_util.load_config("configs/ctr_movielens.py:tuned").to_dict()
   for key in ("features", "embedding", "num_epochs", "select", "optim", "batch_size"):
-    assert committed[key] == json.loads(json.dumps(preset[key])), key
+    want = json.loads(json.dumps(preset[key]))
+    if isinstance(want, dict):  # fields added since those runs keep their defaults
+      added = {k: want.pop(k) for k in set(want) - set(committed[key])}
+      assert added in ({}, {"booster_lr_scale": 1.0}), (key, added)
+    assert committed[key] == want, key

@@ -1,6 +1,7 @@
 """paper_repro/: the comparison with the paper's numbers, on sweep dirs written by hand."""
 
 import ast
+import functools
 import importlib.util
 import json
 import os
@@ -360,8 +361,13 @@ def docstring_base_config(path: pathlib.Path):
   spec = re.search(r"--config=(\S+)", text)
   assert spec, f"{path.name}: its docstring should show the rocket.sweep command (with --config=...)"
   command = text[spec.start():].split("--sweep=")[0]
+  plain = config_util.load_config(spec.group(1))
   overrides = {}
   for key, value in re.findall(r"--config\.([\w.]+)=(\S+)", command):
+    field = functools.reduce(lambda c, k: c[k], key.split("."), plain)
+    if isinstance(field, str):  # as absl's config flags parse it: by the field's type
+      overrides[key] = value
+      continue
     try:
       overrides[key] = ast.literal_eval(value)
     except (ValueError, SyntaxError):
