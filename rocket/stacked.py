@@ -241,6 +241,7 @@ class Stack:
     self.run_mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:devices]), ("runs",))
     self._runs = jax.sharding.NamedSharding(self.run_mesh, jax.sharding.PartitionSpec("runs"))
     self._replicated = jax.sharding.NamedSharding(self.run_mesh, jax.sharding.PartitionSpec())
+    self._seed_array = self._split(np.asarray(self.seeds, np.int32))  # a step argument, placed once
 
   @property
   def devices(self) -> int:
@@ -310,8 +311,8 @@ class Stack:
     return self._indices(epoch)
 
   def _args(self):
-    return (self._split(np.asarray(self.seeds, np.int32)), self.x_train, self.y_train,
-            self.teacher_vars, self.objective, self.lr_scales)
+    return (self._seed_array, self.x_train, self.y_train, self.teacher_vars, self.objective,
+            self.lr_scales)
 
   def compile(self) -> float:
     """Compiles the epoch (or step) and evaluation programs ahead of time (thread-safe: several

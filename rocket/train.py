@@ -793,14 +793,14 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
   state_sh = state_shardings(state, mesh, task.row_sharded)
   teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh, task.row_sharded)
   step_fn = setup.train_step(config, ds, teacher_model)
+  in_shardings = (state_sh, data_sharding, data_sharding, teacher_sh)
   plateau = selection is not None and selection.reduce_after > 0
   if plateau:  # the LR scale is an argument: a reduction does not recompile
-    train_step = jax.jit(lambda s, x, y, t, scale: step_fn(s, x, y, t, lr_scale=scale),
-                         in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh, replicated),
-                         out_shardings=(state_sh, replicated), donate_argnums=0)
-  else:
-    train_step = jax.jit(step_fn, in_shardings=(state_sh, data_sharding, data_sharding, teacher_sh),
-                         out_shardings=(state_sh, replicated), donate_argnums=0)
+    scheduled = step_fn
+    step_fn = lambda s, x, y, t, scale: scheduled(s, x, y, t, lr_scale=scale)  # noqa: E731
+    in_shardings += (replicated,)
+  train_step = jax.jit(step_fn, in_shardings=in_shardings, out_shardings=(state_sh, replicated),
+                       donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
   _say(f"{config.method} on {task.describe(ds, config)}, {total_steps} steps ({spe} per epoch), "
        f"params {n_params}, {jax.device_count()} x {jax.devices()[0].device_kind}")
@@ -854,10 +854,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
           raise Interrupted(
               f"stopped by signal {stop[0]} at step {step}; checkpoint written to "
               f"{ckpts.directory}. Rerun the same command to resume.")
-        if plateau:
-          state, m = train_step(state, images, labels, teacher_vars, np.float32(selection.lr_scale))
-        else:
-          state, m = train_step(state, images, labels, teacher_vars)
+        lr_arg = (np.float32(selection.lr_scale),) if plateau else ()
+        state, m = train_step(state, images, labels, teacher_vars, *lr_arg)
         window.pending.append(m)
         done = step + 1
         if probe is not None:
