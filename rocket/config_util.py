@@ -78,7 +78,11 @@ def core_config() -> ConfigDict:
   # evaluations without improvement (early stopping). reduce_after > 0: reduce on plateau, the
   # learning rate is multiplied by reduce_factor after that many evaluations without a better
   # metric (counted again from each reduction); the step's LR (train/lr) shows it.
-  c.select = ConfigDict(dict(metric="", mode="max", patience=0, reduce_after=0, reduce_factor=0.1))
+  # detach_booster_after > 0 (rocket with shared layers, CTR): after that many evaluations without
+  # a better booster metric, the booster's gradient no longer reaches the shared layers (the light
+  # net alone trains them; the booster's own layers go on learning); train/booster_grad shows it.
+  c.select = ConfigDict(dict(metric="", mode="max", patience=0, reduce_after=0, reduce_factor=0.1,
+                             detach_booster_after=0))
 
   # Devices: the global batch is split over `data`; CTR embedding tables are row-sharded over
   # `model` (when their row count divides). -1 = all remaining devices. See README "Running on

@@ -68,6 +68,9 @@ class ImageTask(tasks.Task):
     if config.pad_mode not in PAD_MODES:
       raise ValueError(f"config.pad_mode must be one of {PAD_MODES}, got {config.pad_mode!r}")
     check_init(config.get("init", "he_fan_out"))
+    if config.get("select", {}).get("detach_booster_after", 0):
+      raise ValueError("config.select.detach_booster_after is for CTR runs (a shared embedding); "
+                       "image nets share convolutions, whose booster gradient it does not cut")
 
   def load(self, config):
     return load_dataset(config)

@@ -124,3 +124,10 @@ def attention_transfer(student_features, teacher_features, weights=None):
     diff = attention_map(fs) - jax.lax.stop_gradient(attention_map(ft))
     total = total + _mean(jnp.mean(jnp.square(diff), axis=-1), weights)
   return total
+
+
+def scale_gradient(x, scale):
+  """``x`` in the forward pass, exactly; its gradient multiplied by ``scale`` (traced) in the
+  backward pass (0: the gradient block, ``stop_gradient``; 1: the identity)."""
+  frozen = jax.lax.stop_gradient(x)
+  return frozen + jnp.asarray(scale, x.dtype) * (x - frozen)

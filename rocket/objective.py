@@ -167,8 +167,7 @@ class Objective:
     if "booster" in logits and "light" in logits:
       z_b = logits["booster"]
       if self.gradient_block == "per_run":
-        g = jnp.asarray(self.hint_to_booster, z_b.dtype)
-        z_b = g * z_b + (1 - g) * jax.lax.stop_gradient(z_b)
+        z_b = losses.scale_gradient(z_b, self.hint_to_booster)
       elif blocked:
         z_b = jax.lax.stop_gradient(z_b)
       terms.update(self.transfer_terms(logits["light"], z_b))

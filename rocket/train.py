@@ -115,6 +115,14 @@ def _validate(config) -> None:
                      f"config.select.metric stops improving: it needs the metric and "
                      f"0 < config.select.reduce_factor < 1, got metric {sel.metric!r}, "
                      f"reduce_after {sel.reduce_after}, reduce_factor {sel.reduce_factor}")
+  detach = sel.get("detach_booster_after", 0) if sel is not None else 0
+  if detach and (detach < 0 or "{net}" not in sel.metric
+                 or set(methods.get_method(config.method).nets) != {"light", "booster"}):
+    raise ValueError(f"config.select.detach_booster_after > 0 cuts the booster's gradient into the "
+                     f"shared layers when its own metric stops improving: it needs a method that "
+                     f"trains both nets (rocket, rocket_kd) and a metric with '{{net}}' (e.g. "
+                     f"'valid/{{net}}_auc'), got {detach}, method {config.method!r}, metric "
+                     f"{sel.metric!r}")
   if config.eval_batch_size <= 0:  # rounded up to a multiple of the data axis (evaluation pads)
     raise ValueError(f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
 
@@ -320,13 +328,15 @@ def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_ep
   (:mod:`rocket.stacked`), traced: ``seed`` replaces ``config.seed``, ``objective``
   the config's objective (same structure, other weights), and ``lr_scale``
   multiplies the learning rate (every schedule and optimizer here is linear in it).
+  ``booster_grad`` (traced; ``config.select.detach_booster_after``) goes to the model, which
+  multiplies the booster's gradient into the shared layers by it (1, or 0 once detached).
   """
   config_objective = objective.Objective.from_config(config)
   method = config_objective.method
   base_key = jax.random.key(config.seed + 1)
 
   def train_step(state: TrainState, images, labels, teacher_vars=None, seed=None, objective=None,
-                 lr_scale=None):
+                 lr_scale=None, booster_grad=None):
     key = jax.random.fold_in(base_key if seed is None else jax.random.key(seed + 1), state.step)
     obj = config_objective if objective is None else objective
     x = prepare(key, images, True)
@@ -339,10 +349,11 @@ def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_ep
 
     # a model with dropout (it sets ``uses_dropout``) gets a "dropout" rng, per run, seed and step
     rngs = {"dropout": jax.random.fold_in(key, 1)} if getattr(model, "uses_dropout", False) else None
+    extra = {} if booster_grad is None else {"booster_grad": booster_grad}
 
     def forward(params):
       out, mut = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
-                             train=True, mutable=["batch_stats"], rngs=rngs)
+                             train=True, mutable=["batch_stats"], rngs=rngs, **extra)
       return out, mut["batch_stats"]
 
     weights = obj.term_weights(state.step, steps_per_epoch)
@@ -353,7 +364,7 @@ def make_train_step(config, model, tx, schedule, prepare: Callable, steps_per_ep
       updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
     lr = schedule(state.step) if lr_scale is None else schedule(state.step) * lr_scale
-    metrics = {"loss": loss, **terms, "lr": lr, "grad_norm": _global_norm(grads)}
+    metrics = {"loss": loss, **terms, "lr": lr, "grad_norm": _global_norm(grads), **extra}
     for n in method.nets:
       metrics[f"acc_{n}"] = losses.accuracy_count(out["logits"][n], labels) / labels.shape[0]
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
@@ -486,6 +497,13 @@ class Selection:
   record: dict = dataclasses.field(default_factory=dict)
   lr_scale: float = 1.0
   since_change: int = 0  # evaluations since the best one or the last reduction
+  # detach_after > 0: the booster's own metric (booster_key) is followed too; after that many
+  # evaluations without a better one, its gradient into the shared layers is cut for good.
+  detach_after: int = 0
+  booster_key: str = ""
+  booster_best: float | None = None
+  booster_since: int = 0
+  detached_at: int | None = None  # the step of the evaluation that cut it
 
   @classmethod
   def from_config(cls, config) -> "Selection | None":
@@ -494,17 +512,36 @@ class Selection:
       return None
     nets = methods.get_method(config.method).nets
     served = "light" if "light" in nets else "booster"
+    detach = int(sel.get("detach_booster_after", 0))
     return cls(sel.metric.replace("{net}", served), sel.mode, int(sel.patience),
-               int(sel.get("reduce_after", 0)), float(sel.get("reduce_factor", 0.1)))
+               int(sel.get("reduce_after", 0)), float(sel.get("reduce_factor", 0.1)),
+               detach_after=detach, booster_key=sel.metric.replace("{net}", "booster") if detach else "")
+
+  @property
+  def booster_grad(self) -> float:
+    """What the booster's gradient into the shared layers is multiplied by: 1, or 0 once detached."""
+    return 0.0 if self.detached_at is not None else 1.0
+
+  def _better(self, v: float, best: float | None) -> bool:
+    return best is None or (v > best if self.mode == "max" else v < best)
 
   def update(self, record: dict) -> bool:
     """Takes an evaluation; whether it is the best so far."""
-    if self.key not in record:
-      keys = sorted(k for k in record if "/" in k and not k.startswith("train/"))
-      raise ConfigError(f"config.select.metric: {self.key!r} is not an evaluation of this run; "
-                        f"its evaluations: {', '.join(keys)}")
+    for key in (self.key, self.booster_key or self.key):
+      if key not in record:
+        keys = sorted(k for k in record if "/" in k and not k.startswith("train/"))
+        raise ConfigError(f"config.select.metric: {key!r} is not an evaluation of this run; "
+                          f"its evaluations: {', '.join(keys)}")
+    if self.detach_after and self.detached_at is None:
+      b = float(record[self.booster_key])
+      if self._better(b, self.booster_best):
+        self.booster_best, self.booster_since = b, 0
+      else:
+        self.booster_since += 1
+        if self.booster_since >= self.detach_after:
+          self.detached_at = int(record.get("step", 0))
     v = float(record[self.key])
-    if self.best is None or (v > self.best if self.mode == "max" else v < self.best):
+    if self._better(v, self.best):
       self.best, self.since, self.since_change, self.record = v, 0, 0, dict(record)
       return True
     self.since += 1
@@ -518,14 +555,21 @@ class Selection:
     return self.patience > 0 and self.since >= self.patience
 
   def state(self) -> dict:
-    return {"best": self.best, "since": self.since, "record": self.record,
-            "lr_scale": self.lr_scale, "since_change": self.since_change}
+    out = {"best": self.best, "since": self.since, "record": self.record,
+           "lr_scale": self.lr_scale, "since_change": self.since_change}
+    if self.detach_after:
+      out.update(booster_best=self.booster_best, booster_since=self.booster_since,
+                 detached_at=self.detached_at)
+    return out
 
   def restore(self, state: dict | None) -> None:
     if state:
       self.best, self.since, self.record = state["best"], int(state["since"]), dict(state["record"])
       self.lr_scale = float(state.get("lr_scale", 1.0))
       self.since_change = int(state.get("since_change", self.since))
+      self.booster_best = state.get("booster_best")
+      self.booster_since = int(state.get("booster_since", 0))
+      self.detached_at = state.get("detached_at")
 
 
 class _SpeedProbe:
@@ -794,11 +838,15 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
   teacher_sh = None if teacher_vars is None else state_shardings(teacher_vars, mesh, task.row_sharded)
   step_fn = setup.train_step(config, ds, teacher_model)
   in_shardings = (state_sh, data_sharding, data_sharding, teacher_sh)
-  plateau = selection is not None and selection.reduce_after > 0
-  if plateau:  # the LR scale is an argument: a reduction does not recompile
-    scheduled = step_fn
-    step_fn = lambda s, x, y, t, scale: scheduled(s, x, y, t, lr_scale=scale)  # noqa: E731
-    in_shardings += (replicated,)
+  # Numbers the selection changes during the run are arguments of the step, so that a change
+  # does not recompile: the reduce-on-plateau LR scale, the booster's gradient into shared layers.
+  knobs = {"lr_scale": lambda: selection.lr_scale} if selection and selection.reduce_after else {}
+  if selection and selection.detach_after:
+    knobs["booster_grad"] = lambda: selection.booster_grad
+  if knobs:
+    plain = step_fn
+    step_fn = lambda s, x, y, t, *v: plain(s, x, y, t, **dict(zip(knobs, v)))  # noqa: E731
+    in_shardings += (replicated,) * len(knobs)
   train_step = jax.jit(step_fn, in_shardings=in_shardings, out_shardings=(state_sh, replicated),
                        donate_argnums=0)
   evaluate_state = task.make_evaluator(config, model, ds, data_sharding)
@@ -854,8 +902,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
           raise Interrupted(
               f"stopped by signal {stop[0]} at step {step}; checkpoint written to "
               f"{ckpts.directory}. Rerun the same command to resume.")
-        lr_arg = (np.float32(selection.lr_scale),) if plateau else ()
-        state, m = train_step(state, images, labels, teacher_vars, *lr_arg)
+        state, m = train_step(state, images, labels, teacher_vars, *(np.float32(v()) for v in knobs.values()))
         window.pending.append(m)
         done = step + 1
         if probe is not None:
@@ -876,12 +923,17 @@ def _train_and_evaluate(config, workdir: pathlib.Path, callbacks) -> dict[str, A
           if writer is not None:
             writer.write(record)
           _say(f"step {done} epoch {done / spe:.2f}: {task.headline(record)}", bar)
-          scale = selection.lr_scale if plateau else 1.0
+          scale = selection.lr_scale if selection else 1.0
+          attached = selection is not None and selection.detached_at is None
           improved = selection is not None and selection.update(record)
-          if plateau and selection.lr_scale != scale:
+          if selection and selection.lr_scale != scale:
             _say(f"reduce on plateau: learning rate x{selection.reduce_factor:g} (now x"
                  f"{selection.lr_scale:.3g} of the schedule) after {selection.reduce_after} "
                  f"evaluations without a better {selection.key}", bar)
+          if attached and selection.detached_at is not None:
+            _say(f"booster detached from the shared layers at step {done}: no better "
+                 f"{selection.booster_key} in {selection.detach_after} evaluations (best "
+                 f"{selection.booster_best:.6g}); the light net alone trains them from here", bar)
           save(done, record, best=improved)
           last_good, last_eval = done, record
           if selection is not None and selection.exhausted and done < total_steps:

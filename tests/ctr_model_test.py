@@ -10,13 +10,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 from conftest import ROOT, load_config
 
-from rocket import methods, objective, train
+from rocket import checkpoint, methods, objective, train
 from rocket.ctr import data as ctr_data
 from rocket.ctr import export, hashing, serving
-from rocket.ctr.embeddings import default_embedding_config
+from rocket.ctr.embeddings import FieldEmbeddings, default_embedding_config
 from rocket.ctr.models import CTRRocketNet, NetSpec, crossed_ids
 from rocket.ctr.serving import ExportError, RequestError, Scorer
 
@@ -315,10 +316,24 @@ def test_half_precision_tables_train_with_float32_optimizer_state(tmp_path, dtyp
   result = train.train_with_teacher(c, tmp_path)
   assert np.isfinite(result["train/loss"]) and np.isfinite(result["test/light_auc"])
   run = train.load_run(tmp_path)
-  table = run.state.params["light"]["embedding"]["field_0"]["table"]["embedding"]
+  table = run.state.params["light"]["embedding"]["fields"]["embedding"]
   assert table.dtype == jnp.dtype(dtype)
-  mu = run.state.opt_state[0][0].mu["light"]["embedding"]["field_0"]["table"]["embedding"]
+  mu = run.state.opt_state[0][0].mu["light"]["embedding"]["fields"]["embedding"]
   assert mu.dtype == jnp.float32
+
+
+def test_a_checkpoint_of_per_field_tables_is_refused_in_one_line(tmp_path):
+  """A checkpoint from before the plain fields shared one table (no ``embedding_layout`` in its
+  architecture) is refused by the architecture check, not taken for a damaged one."""
+  train.train_and_evaluate(tiny(method="light", num_train_steps=2, eval_every_steps=2), tmp_path)
+  meta_file = next((tmp_path / "checkpoints").glob("*/meta/metadata"))
+  meta = json.loads(meta_file.read_text())
+  del meta["arch"]["embedding_layout"]
+  meta_file.write_text(json.dumps(meta))
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=r"another architecture \(embedding_layout: checkpoint=None config='plain fields"):
+    train.train_and_evaluate(tiny(method="light", num_train_steps=4, eval_every_steps=2), tmp_path)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2"]
 
 
 def test_embedding_l2_penalises_the_looked_up_rows_only():
@@ -327,15 +342,14 @@ def test_embedding_l2_penalises_the_looked_up_rows_only():
   params = m.init(jax.random.key(0), IDS)["params"]
   assert "penalties" not in m.apply({"params": params}, IDS)  # evaluation: no penalty
   pen = m.apply({"params": params}, IDS, train=True)["penalties"]["emb_l2"]
-  tables = params["shared"]["embedding"]
-  rows = [np.asarray(tables[f"field_{f}"]["table"]["embedding"])[np.asarray(IDS[:, f])] for f in range(3)]
-  assert float(pen) == pytest.approx(0.5 * sum(float(np.sum(r ** 2)) for r in rows) / len(IDS), rel=1e-5)
+  table = np.asarray(params["shared"]["embedding"]["fields"]["embedding"])  # the 3 fields' rows
+  looked_up = np.asarray(IDS) + np.asarray(FieldEmbeddings.from_config(emb_cfg, (5, 7, 3)).offsets())
+  assert float(pen) == pytest.approx(0.5 * float(np.sum(table[looked_up] ** 2)) / len(IDS), rel=1e-5)
   g = jax.grad(lambda p: m.apply({"params": p}, IDS, train=True)["penalties"]["emb_l2"])(params)
-  for f in range(3):
-    touched = np.zeros(len(np.asarray(tables[f"field_{f}"]["table"]["embedding"])), bool)
-    touched[np.asarray(IDS[:, f])] = True
-    row_norms = np.abs(np.asarray(g["shared"]["embedding"][f"field_{f}"]["table"]["embedding"])).sum(1)
-    assert np.all(row_norms[~touched] == 0) and np.all(row_norms[touched] > 0)
+  touched = np.zeros(len(table), bool)
+  touched[looked_up.ravel()] = True
+  row_norms = np.abs(np.asarray(g["shared"]["embedding"]["fields"]["embedding"])).sum(1)
+  assert np.all(row_norms[~touched] == 0) and np.all(row_norms[touched] > 0)
 
 
 def test_dropout_is_random_in_training_and_off_in_evaluation(tmp_path):
@@ -373,7 +387,8 @@ def test_cross_buckets_sized_from_the_training_data(tmp_path):
   m = ctr_task.build_ctr_model(config, ds)
   assert m.vocab_sizes[-2:] == sizes
   params = m.init(jax.random.key(0), jnp.asarray(ds.train.ids[:4]))["params"]
-  assert params["shared"]["embedding"]["field_5"]["table"]["embedding"].shape[0] == sizes[1]
+  tables = FieldEmbeddings.from_config(config.embedding, m.vocab_sizes)
+  assert tables.field_table(params["shared"]["embedding"], 5).shape[0] == sizes[1]
   # a configured count is the same for every cross, as before
   config.features.cross_buckets = 97
   assert ctr_task.cross_buckets(config, ds) == 97 and "in 97 buckets" in ctr_task.cross_report(config, ds)
@@ -482,3 +497,30 @@ def test_booster_lr_scale_scales_the_boosters_own_updates_only():
   assert any(np.any(x != 0) for x in jax.tree.leaves(full["booster"]))
   with pytest.raises(ValueError, match="booster_lr_scale must be >= 0"):
     train.create_optimizer(tiny(**{"optim.booster_lr_scale": -1.0}), 10, 5)
+
+
+def test_booster_grad_scales_only_the_boosters_gradient_into_the_shared_embedding():
+  m = model(crosses=())
+  params = m.init(jax.random.key(0), IDS)["params"]
+  y = jnp.asarray([0, 1, 1, 0, 1, 0], jnp.float32)
+
+  def grads(net, scale):
+    def loss(p):
+      z = m.apply({"params": p}, IDS, booster_grad=scale)["logits"][net]
+      return jnp.mean(optax.sigmoid_binary_cross_entropy(z, y))
+    return jax.grad(loss)(params)
+
+  out = m.apply({"params": params}, IDS)["logits"]
+  for scale in (0.0, 0.5):  # the forward pass is the same, exactly
+    cut = m.apply({"params": params}, IDS, booster_grad=scale)["logits"]
+    for net in ("light", "booster"):
+      np.testing.assert_array_equal(cut[net], out[net])
+  full, none, half = (grads("booster", s) for s in (None, 0.0, 0.5))
+  shared = lambda g: jax.tree.leaves(g["shared"])  # noqa: E731
+  assert all(float(jnp.abs(g).max()) > 0 for g in shared(full))
+  assert all(float(jnp.abs(g).max()) == 0 for g in shared(none))
+  for h, f in zip(shared(half), shared(full)):
+    np.testing.assert_allclose(h, 0.5 * f, rtol=1e-6)
+  # the booster's own parameters, and everything the light net's loss moves, are untouched
+  jax.tree.map(np.testing.assert_array_equal, none["booster"], full["booster"])
+  jax.tree.map(np.testing.assert_array_equal, grads("light", 0.0), grads("light", None))

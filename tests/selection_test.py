@@ -93,3 +93,52 @@ def test_reduce_on_plateau_cuts_the_lr_and_a_resume_keeps_the_cut(tmp_path):
   resumed = train.train_and_evaluate(tiny_ctr(method="light", **sel), tmp_path / "part")
   assert {r["step"]: r["train/lr"] for r in records(tmp_path / "part")} == lrs
   assert resumed["params_fingerprint"] == whole["params_fingerprint"]
+
+
+def _detach_step(recs, after):
+  """The oracle: the first evaluation after which the booster's validation AUC has gone ``after``
+  evaluations without beating its best."""
+  best, since = None, 0
+  for r in recs:
+    v = r["valid/booster_auc"]
+    if best is None or v > best:
+      best, since = v, 0
+    else:
+      since += 1
+      if since >= after:
+        return r["step"]
+  return None
+
+
+def test_the_booster_is_detached_from_the_shared_embedding_after_its_best_and_a_resume_keeps_it(
+    tmp_path):
+  sel = {"select.detach_booster_after": 1, "optim.lr": 0.01}  # 2 epochs: it overfits
+  whole = train.train_and_evaluate(tiny_ctr(method="rocket", **sel), tmp_path / "whole")
+  recs = records(tmp_path / "whole")
+  at = _detach_step(recs, 1)
+  assert at is not None and at < 16  # this run's booster peaks before the end
+  # the windows up to the detaching evaluation trained attached, every later one detached
+  assert {r["step"]: r["train/booster_grad"] for r in recs} == {
+      r["step"]: 1.0 if r["step"] <= at else 0.0 for r in recs}
+  # cut at the detaching evaluation, then resumed: detached from the first step on, same result
+  train.train_and_evaluate(tiny_ctr(method="rocket", num_train_steps=at, **sel), tmp_path / "part")
+  resumed = train.train_and_evaluate(tiny_ctr(method="rocket", **sel), tmp_path / "part")
+  assert [r["train/booster_grad"] for r in records(tmp_path / "part")] == [
+      r["train/booster_grad"] for r in recs]
+  assert resumed["params_fingerprint"] == whole["params_fingerprint"]
+  # not set: the step takes no such argument, and the metric is not logged
+  train.train_and_evaluate(tiny_ctr(method="rocket", num_epochs=1), tmp_path / "off")
+  assert "train/booster_grad" not in records(tmp_path / "off")[0]
+
+
+def test_detaching_the_booster_is_refused_where_it_means_nothing():
+  with pytest.raises(ValueError, match="trains both nets"):
+    train.validate_config(tiny_ctr(method="light", **{"select.detach_booster_after": 2}))
+  with pytest.raises(ValueError, match="a metric with '{net}'"):
+    train.validate_config(tiny_ctr(method="rocket", **{"select.detach_booster_after": 2,
+                                                       "select.metric": "valid/light_auc"}))
+  with pytest.raises(ValueError, match="needs share='embedding'"):
+    train.validate_config(tiny_ctr(method="rocket", share="none",
+                                   **{"select.detach_booster_after": 2}))
+  with pytest.raises(ValueError, match="is for CTR runs"):
+    train.validate_config(load_config("tiny", method="rocket", **{"select.detach_booster_after": 2}))

@@ -67,8 +67,10 @@ import dataclasses
 from typing import Any, Optional
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from rocket import losses
 from rocket.ctr import hashing
 from rocket.ctr.embeddings import FieldEmbeddings
 from rocket.objective import NETS
@@ -367,15 +369,22 @@ class CTRRocketNet(nn.Module):
       start += length
     return ids[:, :n], tuple(seqs)
 
-  def __call__(self, ids, train: bool = False, only: Optional[str] = None):
-    """``only="light"`` runs the light net alone (serving); the booster is not touched."""
+  def __call__(self, ids, train: bool = False, only: Optional[str] = None, booster_grad=None):
+    """``only="light"`` runs the light net alone (serving); the booster is not touched.
+
+    ``booster_grad`` (a traced scalar, or None = 1): multiplies the gradient that the booster's
+    loss sends into the shared embedding; the forward pass is unchanged.
+    """
     ids, seq_ids = self.split_columns(ids)
     ids = self.all_ids(ids)
     nets = (only,) if only else self.nets
     emb = self.shared(ids, seq_ids) if self.shares_embedding else None
     logits, looked_up = {}, [] if emb is None else [emb]
     for n in nets:
-      logits[n], own = self.towers[n](ids, seq_ids, emb, train)
+      net_emb = emb
+      if n == "booster" and emb is not None and booster_grad is not None:
+        net_emb = jax.tree.map(lambda e: losses.scale_gradient(e, booster_grad), emb)
+      logits[n], own = self.towers[n](ids, seq_ids, net_emb, train)
       looked_up += [] if own is None else [own]
     out = {"logits": logits, "features": {}}
     l2 = float(self.emb_cfg.get("l2", 0.0))

@@ -15,9 +15,12 @@ import numpy as np
 from rocket import input_pipeline, methods, tasks
 from rocket.config_util import ConfigError
 
-# Leaves of an embedding table (``field_<f>/embedding``, its int8 ``q`` and ``scale``) that may be
-# row-sharded over the mesh's ``model`` axis.
+# Leaves of an embedding table (``embedding``, its int8 ``q`` and ``scale``, under the shared table
+# ``fields`` or a ``field_<f>`` module) that may be row-sharded over the mesh's ``model`` axis.
 TABLE_LEAVES = ("embedding", "q", "scale")
+# The parameter layout of the embeddings (rocket.ctr.embeddings): checkpoints of an older one (one
+# table per field, no such key) are refused with this line instead of failing to restore.
+EMBEDDING_LAYOUT = "plain fields in one table"
 
 
 class CTRTask(tasks.Task):
@@ -42,6 +45,9 @@ class CTRTask(tasks.Task):
                        f"items), or choose another kind")
     if config.embedding.get("l2", 0.0) < 0:
       raise ValueError(f"config.embedding.l2 must be >= 0 (an L2 penalty), got {config.embedding.l2}")
+    if config.get("select", {}).get("detach_booster_after", 0) and config.share != "embedding":
+      raise ValueError(f"config.select.detach_booster_after cuts the booster's gradient into the "
+                       f"shared embedding: it needs share='embedding', got {config.share!r}")
     if config.share not in CTR_SHARE_SCHEMES:
       raise ValueError(f"config.share for CTR models must be one of {CTR_SHARE_SCHEMES}, "
                        f"got {config.share!r}")
@@ -90,7 +96,8 @@ class CTRTask(tasks.Task):
             **({"sequences": [[s.name, s.field, s.length] for s in ds.sequences]}
                if ds.sequences else {}),
             # regularisation (embedding.l2, <net>.dropout) changes no parameter: not part of it
-            "embedding": {k: v for k, v in config.embedding.to_dict().items() if k != "l2"}}
+            "embedding": {k: v for k, v in config.embedding.to_dict().items() if k != "l2"},
+            "embedding_layout": EMBEDDING_LAYOUT}
     for n in method.nets:  # (batch_norm listed when on: runs from before it existed still match)
       arch[n] = {k: v for k, v in config[n].to_dict().items()
                  if k != "dropout" and not (k == "batch_norm" and not v)}
@@ -141,10 +148,13 @@ class CTRTask(tasks.Task):
                      if k.startswith("test/") and k.endswith(("auc", "gauc")))
 
   def row_sharded(self, keys, leaf):
-    """Embedding tables (a ``TABLE_LEAVES`` leaf under a ``field_<f>`` module) split by rows."""
+    """Embedding tables (a ``TABLE_LEAVES`` leaf of the shared table or of a ``field_<f>`` module)
+    split by rows."""
+    from rocket.ctr.embeddings import SHARED  # noqa: PLC0415
+
     del leaf
     return bool(keys) and keys[-1] in TABLE_LEAVES and any(
-        isinstance(k, str) and k.startswith("field_") for k in keys)
+        isinstance(k, str) and (k == SHARED or k.startswith("field_")) for k in keys)
 
   def sizes(self, params):
     """Bytes each net needs at serving time, and the bytes of the embedding tables it reads."""
