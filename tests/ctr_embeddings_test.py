@@ -63,6 +63,7 @@ def test_init():
   module = emb.FieldEmbeddings.from_config(cfg, VOCAB, init_std=0.05)
   params = jax.jit(module.init)(jax.random.key(0), _ids())["params"]
   assert _shapes(params) == _shapes(_eval_params(cfg)["params"])
+  assert "fields" not in params                                # every field is projected or qr
   rem = params["field_2"]["rem"]["embedding"]                 # dense tables: N(0, init_std)
   np.testing.assert_allclose(np.std(rem), 0.05, rtol=0.2)
   quo = params["field_2"]["quo"]["embedding"]                 # ... a quotient table starts near 1
@@ -73,6 +74,14 @@ def test_init():
   np.testing.assert_allclose(np.std(lr["rem"]["embedding"]), 0.05, rtol=0.2)
   assert 0.025 < np.std(lr["rem"]["embedding"] @ lr["rem"]["factor"]) < 0.1   # a 2 x 8 factor: noisy
   np.testing.assert_allclose(np.mean(lr["quo"]["embedding"] @ lr["quo"]["factor"]), 1.0, atol=0.05)
+
+
+def test_init_of_the_shared_table():
+  module = emb.FieldEmbeddings.from_config(_cfg(rows="hash"), VOCAB, init_std=0.05)
+  table = jax.jit(module.init)(jax.random.key(0), _ids())["params"]["fields"]["embedding"]
+  assert table.shape == (243, 8)
+  np.testing.assert_allclose(np.mean(table), 0.0, atol=0.01)
+  np.testing.assert_allclose(np.std(table), 0.05, rtol=0.1)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -101,31 +110,76 @@ def test_modes_output_and_gradients(overrides):
   assert report["params"] == sum(x.size for x in jax.tree_util.tree_leaves(params))
 
 
-def test_full_is_a_plain_gather():
+def test_full_is_a_plain_gather_from_one_table():
   module, params, ids = _init(_cfg())
+  assert _shapes(params) == {"fields": {"embedding": ((sum(VOCAB), 8), jnp.float32)}}
+  assert module.offsets() == (0, 3, 43, 1043)
   out = module.apply({"params": params}, ids)
-  for f in range(len(VOCAB)):
-    table = params[f"field_{f}"]["table"]["embedding"]
-    assert table.shape == (VOCAB[f], 8) and table.dtype == jnp.float32
-    np.testing.assert_array_equal(out[:, f], table[ids[:, f]])
+  table = np.asarray(params["fields"]["embedding"])
+  for f, (start, stop) in enumerate(zip((0, 3, 43, 1043), (3, 43, 1043, sum(VOCAB)))):
+    np.testing.assert_array_equal(module.field_table(params, f), table[start:stop])
+    np.testing.assert_array_equal(out[:, f], table[start:stop][ids[:, f]])
   assert emb.embedding_bytes(params) == sum(VOCAB) * 8 * 4
+
+
+def test_the_shared_table_equals_per_field_tables():
+  """Plain fields (full and hashed) split out of the shared table by their offsets are the
+  per-field tables of a reference lookup, for the fields and for sequences of ids."""
+  vocab = (7, 300, 50, 5000, 2)
+  module, params, _ = _init(_cfg(rows="hash", buckets=64), vocab)
+  assert [s.mode for s in module.plan()] == ["full", "hash", "full", "hash", "full"]
+  assert module.offsets() == (0, 7, 71, 121, 185)
+  assert params["fields"]["embedding"].shape == (187, 8)
+  tables = [np.asarray(module.field_table(params, f)) for f in range(len(vocab))]
+  assert [len(t) for t in tables] == [7, 64, 50, 64, 2]
+  np.testing.assert_array_equal(np.concatenate(tables), params["fields"]["embedding"])
+  ids = _ids(vocab, n=64, seed=3)
+  seq = jnp.asarray(np.random.default_rng(4).integers(0, 5000, (64, 6)), jnp.int32)
+  out, (rows3, rows0) = module.apply({"params": params}, ids, sequences=((3, seq), (0, seq % 7)))
+  for f in range(len(vocab)):
+    rows = emb.hash_rows(ids[:, f], 64) if f in (1, 3) else ids[:, f]
+    np.testing.assert_array_equal(out[:, f], tables[f][np.asarray(rows)])
+  np.testing.assert_array_equal(rows3, tables[3][np.asarray(emb.hash_rows(seq, 64))])
+  np.testing.assert_array_equal(rows0, tables[0][np.asarray(seq % 7)])
+
+
+def test_mixed_layout_keeps_other_fields_apart():
+  # qr: the fields within `buckets` rows are plain; the two big ones keep their rem/quo tables.
+  module, params, ids = _init(_cfg(rows="qr"))
+  assert set(params) == {"fields", "field_2", "field_3"} and module.offsets() == (0, 3, None, None)
+  assert params["fields"]["embedding"].shape == (43, 8)
+  out = module.apply({"params": params}, ids)
+  for f in (0, 1):
+    np.testing.assert_array_equal(out[:, f], module.field_table(params, f)[ids[:, f]])
+  # auto dims: the widest fields are plain, the narrower ones have their own table and projection.
+  vocab = (10**4, 10**4, 100, 2, 10**4)
+  module, params, ids = _init(_cfg(dims="auto"), vocab)
+  assert [s.dim for s in module.plan()] == [8, 8, 3, 2, 8]
+  assert module.offsets() == (0, 10**4, None, None, 2 * 10**4)
+  assert set(params) == {"fields", "field_2", "field_3"}
+  assert _shapes(params["field_2"]) == {"table": {"embedding": ((100, 3), jnp.float32)},
+                                        "proj": {"kernel": ((3, 8), jnp.float32)}}
+  out = module.apply({"params": params}, ids)
+  for f in (0, 1, 4):
+    np.testing.assert_array_equal(out[:, f], module.field_table(params, f)[ids[:, f]])
+  p = params["field_3"]
+  np.testing.assert_allclose(out[:, 3], p["table"]["embedding"][ids[:, 3]] @ p["proj"]["kernel"], rtol=1e-5)
+  # a module whose fields are all qr has no shared table
+  assert "fields" not in _eval_params(_cfg(rows="qr", buckets=2))["params"]
 
 
 def test_hash_rows_bytes_and_lookup():
   cfg = _cfg(rows="hash")
   module, params, ids = _init(cfg)
-  assert _shapes(params) == {
-      "field_0": {"table": {"embedding": ((3, 8), jnp.float32)}},       # fits: keeps its full table
-      "field_1": {"table": {"embedding": ((40, 8), jnp.float32)}},
-      "field_2": {"table": {"embedding": ((100, 8), jnp.float32)}},
-      "field_3": {"table": {"embedding": ((100, 8), jnp.float32)}}}
+  assert _shapes(params) == {"fields": {"embedding": ((243, 8), jnp.float32)}}
+  assert [module.field_table(params, f).shape[0] for f in range(4)] == [3, 40, 100, 100]  # 3, 40 fit
   assert emb.embedding_bytes(params) == (3 + 40 + 100 + 100) * 8 * 4
   report = emb.embedding_report(cfg, VOCAB)
   assert report["rows"] == 243 and report["modes"] == ("full", "full", "hash", "hash")
   assert report["full_bytes"] == sum(VOCAB) * 8 * 4
   out = module.apply({"params": params}, ids)
   rows = emb.hash_rows(ids[:, 3], 100)
-  np.testing.assert_array_equal(out[:, 3], params["field_3"]["table"]["embedding"][rows])
+  np.testing.assert_array_equal(out[:, 3], module.field_table(params, 3)[rows])
   # The hash is deterministic, in range and spreads ids over the buckets.
   h = np.asarray(emb.hash_rows(jnp.arange(100_000), 100))
   np.testing.assert_array_equal(h, np.asarray(emb.hash_rows(jnp.arange(100_000), 100)))
@@ -170,7 +224,7 @@ def test_dims_auto_and_projection():
   with pytest.raises(ValueError, match="2 positive widths"):
     emb.field_dims("4", 16, (5, 6))
   module, params, ids = _init(_cfg(dims="2,4,8,12"))
-  assert "proj" not in params["field_2"]
+  assert "field_2" not in params and module.offsets()[2] == 0         # width `dim`: the shared table
   assert params["field_3"]["proj"]["kernel"].shape == (12, 8)
   out = module.apply({"params": params}, ids)
   want = params["field_0"]["table"]["embedding"][ids[:, 0]] @ params["field_0"]["proj"]["kernel"]
@@ -180,8 +234,8 @@ def test_dims_auto_and_projection():
 def test_low_rank_only_where_it_saves():
   cfg = _cfg(rank=3)
   module, params, ids = _init(cfg)
-  # 3 x 8 = 24 <= 3 * (3 + 8): the tiny field stays dense.
-  assert _shapes(params["field_0"]) == {"table": {"embedding": ((3, 8), jnp.float32)}}
+  # 3 x 8 = 24 <= 3 * (3 + 8): the tiny field stays dense (and plain).
+  assert _shapes(params["fields"]) == {"embedding": ((3, 8), jnp.float32)} and "field_0" not in params
   assert _shapes(params["field_2"]) == {"table": {"embedding": ((1000, 3), jnp.float32),
                                                   "factor": ((3, 8), jnp.float32)}}
   n = 3 * 8 + (40 + 1000 + 2345 + 3 * 8) * 3
@@ -206,7 +260,7 @@ def test_half_precision_storage():
   out = module.apply({"params": params}, ids)
   assert out.dtype == jnp.float32
   for f in range(len(VOCAB)):
-    table = params[f"field_{f}"]["table"]["embedding"]
+    table = module.field_table(params, f)
     assert table.dtype == jnp.bfloat16
     np.testing.assert_array_equal(out[:, f], table[ids[:, f]].astype(jnp.float32))
 
@@ -235,10 +289,13 @@ def test_int8_post_training_quantisation(overrides):
   cfg8 = _cfg(**overrides, int8=True)
   assert emb.embedding_report(cfg8, VOCAB)["bytes"] == n_bytes
   # Dequantised rows are within half a step of the float rows.
-  for leaf in ("field_1", "field_2"):
-    node = params[leaf].get("table") or params[leaf]["rem"]
-    qnode = q[leaf].get("table") or q[leaf]["rem"]
-    x = np.asarray(node["embedding"])
+  for path, x in jax.tree_util.tree_leaves_with_path(params):
+    if path[-1].key != "embedding":
+      continue
+    qnode = q
+    for k in path[:-1]:
+      qnode = qnode[k.key]
+    x = np.asarray(x)
     xhat = np.asarray(qnode["q"], np.float32) * np.asarray(qnode["scale"])
     assert qnode["q"].dtype == jnp.int8 and qnode["scale"].dtype == jnp.float32
     assert np.all(np.abs(x - xhat) <= np.asarray(qnode["scale"]) / 2 * (1 + 1e-6))
@@ -246,9 +303,13 @@ def test_int8_post_training_quantisation(overrides):
   out8 = module8.apply({"params": q}, ids)
   assert out8.shape == out.shape and out8.dtype == jnp.float32
   if not overrides:                                                     # a plain lookup: the row bound
-    for f in range(len(VOCAB)):
-      scale = q[f"field_{f}"]["table"]["scale"][ids[:, f]]
-      assert np.all(np.abs(out8[:, f] - out[:, f]) <= scale / 2 * (1 + 1e-6))
+    offsets = np.asarray(module.offsets())
+    shared = q["fields"]
+    assert _shapes(shared) == {"q": ((sum(VOCAB), 8), jnp.int8), "scale": ((sum(VOCAB), 1), jnp.float32)}
+    rows = np.asarray(ids) + offsets
+    scale = np.asarray(shared["scale"])[rows]                        # [B, F, 1]
+    assert np.all(np.abs(out8 - out) <= scale / 2 * (1 + 1e-6))
+    np.testing.assert_array_equal(out8, np.asarray(emb.dequantize_rows(shared["q"], shared["scale"]))[rows])
   else:
     np.testing.assert_allclose(out8, out, atol=2e-4)
 
@@ -290,7 +351,7 @@ def test_qat_forward_and_straight_through_gradient():
   for f in range(len(VOCAB)):
     want = np.zeros((VOCAB[f], 8))
     np.add.at(want, np.asarray(ids[:, f]), upstream[:, f])
-    np.testing.assert_allclose(grads[f"field_{f}"]["table"]["embedding"], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(qat.field_table(grads, f), want, rtol=1e-5, atol=1e-6)
 
 
 def test_check_ids():

@@ -11,7 +11,7 @@ from rocket import train
 from rocket.config_util import apply_overrides
 from rocket.ctr import data as ctr_data
 from rocket.ctr import export
-from rocket.ctr.embeddings import default_embedding_config
+from rocket.ctr.embeddings import FieldEmbeddings, default_embedding_config
 from rocket.ctr.models import CTRRocketNet, NetSpec
 from rocket.ctr.serving import Scorer
 from rocket.data.base import DatasetError
@@ -115,7 +115,8 @@ def test_the_l2_penalty_counts_a_sequences_set_rows_only():
   ids = jnp.asarray([[1, 2, 3, 4, 0, 0], [2, 5, 6, 0, 0, 0]], jnp.int32)
   params = m.init(jax.random.key(0), ids)["params"]
   pen = float(m.apply({"params": params}, ids, train=True)["penalties"]["emb_l2"])
-  t = [np.asarray(params["shared"]["embedding"][f"field_{f}"]["table"]["embedding"]) for f in (0, 1)]
+  tables = FieldEmbeddings.from_config(m.emb_cfg, (5, 7))  # the plain fields share one table
+  t = [np.asarray(tables.field_table(params["shared"]["embedding"], f)) for f in (0, 1)]
   rows = [t[0][[1, 2]], t[1][[2, 5]], t[1][[3, 4]], t[1][[6]]]  # fields, then the history's set ids
   assert pen == pytest.approx(0.5 * sum(float(np.sum(r ** 2)) for r in rows) / 2, rel=1e-5)
 

@@ -63,7 +63,8 @@ def test_one_device_and_eight_devices_train_the_same(tmp_path):
 
 
 def test_ctr_trains_with_row_sharded_tables(tmp_path):
-  cfg = [f"--config={ROOT / 'configs/ctr_frappe.py'}:tiny", *STEPS]
+  # 201 + 289 + 9 + 4 rows of the fields + 10,001 of the cross: the shared table's 10,504 rows split 4 ways
+  cfg = [f"--config={ROOT / 'configs/ctr_frappe.py'}:tiny", "--config.features.cross_buckets=10001", *STEPS]
   run_main(tmp_path / "d1", 1, *cfg)
   run_main(tmp_path / "d8", 8, *cfg, "--config.mesh.data=2", "--config.mesh.model=4")
   c1, c8 = curve(tmp_path / "d1"), curve(tmp_path / "d8")
@@ -85,19 +86,17 @@ def test_sharded_embedding_lookup_equals_unsharded():
       cfg = ml_collections.ConfigDict(dict(mesh=dict(data=1, model=8)))
       mesh = train.make_mesh(cfg)
       model = CTRRocketNet(light=NetSpec("mlp", (8,)), booster=NetSpec("mlp", (16,), 1),
-                           base_vocab_sizes=(64, 1000, 7), emb_cfg=ml_collections.FrozenConfigDict(
+                           base_vocab_sizes=(64, 1000, 8), emb_cfg=ml_collections.FrozenConfigDict(
                                default_embedding_config()), crosses=((0, 1),), cross_buckets=4096)
       import optax
       state = train.init_state(model, optax.adam(1e-3), (3,), 0, mesh, jnp.int32, CTRTask().row_sharded)
       tables = state.params["shared"]["embedding"]
-      specs = {k: v["table"]["embedding"].sharding.spec for k, v in tables.items()}
-      # rows divisible by 8 are split over `model`, the 7-row field stays replicated
-      assert specs == {"field_0": P("model", None), "field_1": P("model", None),
-                       "field_2": P(), "field_3": P("model", None)}, specs
-      mu = state.opt_state[0].mu["shared"]["embedding"]["field_3"]["table"]["embedding"]
+      # the 4 fields' rows (64 + 1000 + 8 + 4096 = 8 x 646) in one table, split over `model`
+      assert list(tables) == ["fields"] and tables["fields"]["embedding"].sharding.spec == P("model", None)
+      mu = state.opt_state[0].mu["shared"]["embedding"]["fields"]["embedding"]
       assert mu.sharding.spec == P("model", None)
-      shard_rows = {s.data.shape[0] for s in tables["field_3"]["table"]["embedding"].addressable_shards}
-      assert shard_rows == {4096 // 8}, shard_rows
+      shard_rows = {s.data.shape[0] for s in tables["fields"]["embedding"].addressable_shards}
+      assert shard_rows == {646}, shard_rows
       ids = jnp.asarray(np.random.default_rng(0).integers(0, 7, (32, 3)), jnp.int32)
       f = jax.jit(lambda p, x: model.apply({"params": p}, x))
       sharded = f(state.params, ids)
@@ -112,6 +111,61 @@ def test_sharded_embedding_lookup_equals_unsharded():
       print("ok")
   """)
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+  res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+  assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-4000:]
+
+
+def test_shared_and_per_field_tables_row_sharded_over_two_devices():
+  """qr keeps the two big fields apart: the shared table of the others, its int8 export and the
+  per-field tables split over a 2-device ``model`` axis when their rows divide it, and every
+  lookup equals the unsharded one."""
+  script = textwrap.dedent("""
+      import jax, jax.numpy as jnp, numpy as np, ml_collections, optax
+      from jax.sharding import PartitionSpec as P
+      from rocket import train
+      from rocket.ctr.embeddings import default_embedding_config, quantize_int8
+      from rocket.ctr.models import CTRRocketNet, NetSpec
+      from rocket.ctr.task import CTRTask
+      assert jax.device_count() == 2
+      mesh = train.make_mesh(ml_collections.ConfigDict(dict(mesh=dict(data=1, model=2))))
+      rule = CTRTask().row_sharded
+
+      def build(int8):
+        cfg = dict(default_embedding_config(), rows="qr", buckets=512, int8=int8)
+        return CTRRocketNet(light=NetSpec("deepfm", (8,)), booster=NetSpec("mlp", (16,)),
+                            base_vocab_sizes=(64, 1000, 6), emb_cfg=ml_collections.FrozenConfigDict(cfg),
+                            crosses=((0, 1),), cross_buckets=4097)
+      model = build(False)
+      state = train.init_state(model, optax.adam(1e-3), (3,), 0, mesh, jnp.int32, rule)
+      spec = lambda t: jax.tree.map(lambda x: x.sharding.spec, t)
+      emb = state.params["shared"]["embedding"]
+      # fields 0 and 2 (64 + 6 rows) share a table; 1000 and the 4097-row cross are qr (512 rows +
+      # 2 and 9 quotient rows): an odd row count stays replicated
+      split, whole = {"embedding": P("model", None)}, {"embedding": P()}
+      assert spec(emb) == {"fields": split, "field_1": {"rem": split, "quo": split},
+                           "field_3": {"rem": split, "quo": whole}}, spec(emb)
+      assert {s.data.shape[0] for s in emb["fields"]["embedding"].addressable_shards} == {35}
+      # the deepfm's per-feature linear weights: a [70, 1] shared table, split too
+      assert spec(state.params["light"]["head"]["linear"]["fields"]) == split
+      assert spec(state.opt_state[0].mu["shared"]["embedding"]["fields"]) == split
+      ids = jnp.asarray(np.random.default_rng(0).integers(0, 6, (32, 3)), jnp.int32)
+      local = jax.device_get(state.params)
+      for m, params, local_params in ((model, state.params, local),
+                                      (build(True), None, quantize_int8(local))):
+        if params is None:  # int8: q and scale of the shared table are split like the table
+          sh = train.state_shardings(jax.tree.map(jnp.asarray, local_params), mesh, rule)
+          params = jax.device_put(local_params, sh)
+          assert spec(params["shared"]["embedding"]["fields"]) == {"q": P("model", None),
+                                                                   "scale": P("model", None)}
+        sharded = jax.jit(lambda p, x: m.apply({"params": p}, x))(params, ids)
+        plain = m.apply({"params": local_params}, np.asarray(ids))
+        for n in ("light", "booster"):
+          np.testing.assert_allclose(np.asarray(sharded["logits"][n]), np.asarray(plain["logits"][n]),
+                                     rtol=1e-6, atol=1e-6)
+      print("ok")
+  """)
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
   res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=300)
   assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-4000:]

@@ -1,9 +1,9 @@
 """Compressed per-field embedding tables of CTR models (Flax linen).
 
 :class:`FieldEmbeddings` maps ids ``[B, F]`` (int32; column ``f`` an id in
-``[0, vocab_sizes[f])``, 0 the OOV id) to ``[B, F, D]`` float32, with one table
-per field (submodule ``field_{f}``).  Three composable compression axes are
-chosen by the ``config.embedding`` sub-config (:func:`default_embedding_config`):
+``[0, vocab_sizes[f])``, 0 the OOV id) to ``[B, F, D]`` float32.  Three composable
+compression axes are chosen by the ``config.embedding`` sub-config
+(:func:`default_embedding_config`):
 
 Rows (``rows``, ``buckets``), for a field whose vocabulary exceeds ``buckets``
 (a field that fits keeps its full table):
@@ -47,6 +47,17 @@ Precision (``dtype``, ``qat``, ``int8``):
   ``embedding`` param is replaced by int8 ``q`` ``[rows, k]`` and float32
   ``scale`` ``[rows, 1]``, dequantised on lookup (``q * scale``).
 
+Parameter layout.  The *plain* fields (:func:`is_plain`: one table of rows
+``full`` or ``hash``, width ``dim``, no low-rank factor, no projection) share
+one table, ``fields/embedding`` ``[sum of their rows, dim]``: plain field
+``f``'s rows are ``[offset_f, offset_f + rows_f)``, the plain fields in field
+order (:meth:`FieldEmbeddings.offsets`), and its id (hashed first, for a
+``hash`` field) is looked up at ``id + offset_f``.  One gather, one
+scatter-add and one optimizer update serve them all.  Every other field (qr,
+a projected width, low rank) keeps its own submodule ``field_{f}`` (tables
+``table``, or ``rem`` and ``quo``; ``proj``).  Int8 turns ``fields/embedding``
+into ``fields/q`` and ``fields/scale`` like any other table.
+
 Ids out of range are not checked inside the module (a jitted gather clamps
 them); the host-side :func:`check_ids` raises on them and the model calls it
 on its input data.
@@ -71,6 +82,7 @@ CONFIG_FIELDS = ("dim", "rows", "buckets", "dims", "rank", "dtype", "qat", "int8
 AUTO_DIM_POWER = 0.25
 AUTO_MIN_DIM = 2
 INT8_MAX = 127
+SHARED = "fields"  # the submodule holding the plain fields' shared table
 
 
 def default_embedding_config() -> ml_collections.ConfigDict:
@@ -165,6 +177,13 @@ def plan_fields(vocab_sizes: Sequence[int], dim: int = 16, rows: str = "full", b
       tables = (_table("rem", buckets, d, rank), _table("quo", -(-v // buckets), d, rank, 1.0))
     out.append(FieldTables(int(v), mode, d, tables, d != dim))
   return tuple(out)
+
+
+def is_plain(spec: FieldTables) -> bool:
+  """Whether a field lives in the shared table: one table (``full`` or ``hash``), no factor,
+  no projection."""
+  t = spec.tables[0]
+  return spec.mode in ("full", "hash") and not spec.project and t.rank == 0 and t.init_mean == 0
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -299,6 +318,8 @@ class FieldEmbeddings(nn.Module):
 
   The attributes other than ``vocab_sizes`` and ``init_std`` are the fields of
   :func:`default_embedding_config`; build from a config with :meth:`from_config`.
+  Parameters: the plain fields' shared table ``fields`` and the other fields'
+  ``field_{f}`` (see the module docstring).
   """
 
   vocab_sizes: tuple[int, ...]
@@ -332,23 +353,62 @@ class FieldEmbeddings(nn.Module):
       raise ValueError(f"unknown embedding.dtype {self.dtype!r}; choose one of {tuple(STORAGE_DTYPES)}")
     return plan_fields(tuple(self.vocab_sizes), self.dim, self.rows, self.buckets, self.dims, self.rank)
 
+  def offsets(self) -> tuple[int | None, ...]:
+    """Each field's first row in the shared table ``fields``; None for a field with its own tables."""
+    out, row = [], 0
+    for s in self.plan():
+      out.append(row if is_plain(s) else None)
+      row += s.rows if is_plain(s) else 0
+    return tuple(out)
+
+  def field_table(self, params, f: int):
+    """Field ``f``'s float table ``[rows, width]`` in this module's ``params``: its rows of the
+    shared table, or its own ``table`` (a low-rank field's row-indexed factor; not for qr)."""
+    off = self.offsets()[f]
+    if off is None:
+      return params[f"field_{f}"]["table"]["embedding"]
+    return params[SHARED]["embedding"][off:off + self.plan()[f].rows]
+
   @nn.compact
   def __call__(self, ids, sequences=()):
     """``[..., F, dim]``; with ``sequences`` (pairs ``(f, ids [..., L])`` of ids of field f, e.g.
     a user's past items), also a tuple of their ``[..., L, dim]`` rows from field f's tables."""
-    specs = self.plan()
+    specs, offsets = self.plan(), self.offsets()
     ids = jnp.asarray(ids)
     if ids.ndim < 1 or ids.shape[-1] != len(specs):
       raise ValueError(f"ids must have shape [..., {len(specs)}], got {ids.shape}")
     if not jnp.issubdtype(ids.dtype, jnp.integer):
       raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
     ids = ids.astype(jnp.int32)
-    fields = [FieldEmbedding(s, self.dim, STORAGE_DTYPES[self.dtype], self.init_std, self.qat, self.int8,
-                             name=f"field_{f}") for f, s in enumerate(specs)]
-    out = jnp.stack([field(ids[..., f]) for f, field in enumerate(fields)], axis=-2)
+    dtype = STORAGE_DTYPES[self.dtype]
+    plain = [f for f, off in enumerate(offsets) if off is not None]
+    own = {f: FieldEmbedding(specs[f], self.dim, dtype, self.init_std, self.qat, self.int8, name=f"field_{f}")
+           for f, off in enumerate(offsets) if off is None}
+    if plain:
+      shared = Table(TableSpec(SHARED, sum(specs[f].rows for f in plain), self.dim), dtype, self.init_std,
+                     self.qat, self.int8, name=SHARED)
+
+    def shared_rows(fs, x):  # ids x [..., len(fs)] of plain fields fs (or [..., L] of one) -> rows
+      hashed = np.asarray([specs[f].mode == "hash" for f in fs])
+      if hashed.any():
+        x = jnp.where(hashed, hash_rows(x, self.buckets), x)
+      return x + np.asarray([offsets[f] for f in fs], np.int32)
+
+    if not own:
+      out = shared(shared_rows(plain, ids))
+    else:
+      cols = {f: m(ids[..., f]) for f, m in own.items()}
+      if plain:
+        x = shared(shared_rows(plain, ids[..., np.asarray(plain)]))
+        cols.update({f: x[..., k, :] for k, f in enumerate(plain)})
+      out = jnp.stack([cols[f] for f in range(len(specs))], axis=-2)
     if not sequences:
       return out
-    return out, tuple(fields[f](jnp.asarray(seq).astype(jnp.int32)) for f, seq in sequences)
+    seqs = []
+    for f, seq in sequences:
+      seq = jnp.asarray(seq).astype(jnp.int32)
+      seqs.append(own[f](seq) if f in own else shared(shared_rows([f], seq)))
+    return out, tuple(seqs)
 
 
 # ----------------------------------------------------------------------------- export / accounting
