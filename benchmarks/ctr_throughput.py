@@ -5,7 +5,8 @@ fields through ``bucketize_log2``, 26 categorical fields hashed into ``min(Crite
 --max_vocab)`` rows, 0 = missing), in one process, interleaved rounds:
 
 * ``jax_deepfm`` -- ``method=light`` with ``light.kind=deepfm`` (``--deepfm_hidden``): FM + MLP over
-  the 39 field embeddings, per-feature linear weights (``rocket.ctr.models.CTRRocketNet``);
+  the 39 field embeddings, per-feature linear weights (``rocket.ctr.models.CTRRocketNet``; all 39
+  fields' rows in one table, ``rocket.ctr.embeddings``);
 * ``jax_dcnv2``  -- ``method=booster`` with ``booster.kind=mlp``, ``cross_layers`` (``--dcn_hidden``,
   ``--cross_layers``): the DCN-v2 booster of the CTR configs;
 * ``torch_<model>`` -- the same model in PyTorch, written below (one ``nn.Embedding`` per field of
@@ -36,14 +37,12 @@ the step's buffers).
 
 Under glibc malloc every XLA step page-faults its fresh dense embedding gradients (a table's
 zero-filled gradient buffer is mmap-ed and unmapped each step); tcmalloc keeps the pages, which
-takes 20-25% off the JAX step and nothing off PyTorch's. ``--emb=concat`` times the same
-models with all fields in one table (see :func:`make_concat_embeddings`).
+takes 20-25% off the JAX step and nothing off PyTorch's.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
 import math
@@ -136,10 +135,6 @@ class JaxStep:
   """The trainer's jitted CTR step on device batches (cycled)."""
 
   def __init__(self, args, model: str, batches, sizes):
-    with embedding_impl(args.emb):  # held while anything is traced
-      self._build(args, model, batches, sizes)
-
-  def _build(self, args, model, batches, sizes):
     import jax  # noqa: PLC0415
     from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
 
@@ -176,54 +171,6 @@ def _cost(compiled) -> dict[str, float]:
     return {}
   ca = ca[0] if isinstance(ca, list) else ca
   return {k: float(ca[v]) for k, v in (("flops", "flops"), ("bytes", "bytes accessed")) if ca and v in ca}
-
-
-def make_concat_embeddings():
-  """A stand-in for ``rocket.ctr.embeddings.FieldEmbeddings`` (full rows, one width) that keeps
-  every field's rows in one ``[sum(vocab), D]`` table and looks them up with per-field offsets:
-  one gather, one scatter-add and one Adam update instead of one per field (``--emb=concat``;
-  patched into ``rocket.ctr.models`` by the benchmark, not rocket's code)."""
-  import flax.linen as nn  # noqa: PLC0415
-  import jax  # noqa: PLC0415
-  import jax.numpy as jnp  # noqa: PLC0415
-  import numpy as np  # noqa: PLC0415
-
-  class ConcatEmbeddings(nn.Module):
-    vocab_sizes: tuple
-    dim: int = 16
-    init_std: float = 0.01
-
-    @classmethod
-    def from_config(cls, cfg, vocab_sizes, **kwargs):
-      c = {**dict(cfg), **kwargs}
-      if c.get("rows", "full") != "full" or c.get("dims", "") or c.get("rank", 0) or c.get("qat") \
-          or c.get("dtype", "float32") != "float32":
-        raise ValueError("--emb=concat supports uncompressed float32 tables only")
-      return cls(tuple(int(v) for v in vocab_sizes), int(c.get("dim", 16)), name=kwargs.get("name"))
-
-    @nn.compact
-    def __call__(self, ids):
-      offsets = np.concatenate([[0], np.cumsum(self.vocab_sizes)[:-1]]).astype(np.int32)
-      table = self.param("embedding", lambda k, s: self.init_std * jax.random.normal(k, s),
-                         (sum(self.vocab_sizes), self.dim))
-      return table[ids.astype(jnp.int32) + offsets]
-
-  return ConcatEmbeddings
-
-
-@contextlib.contextmanager
-def embedding_impl(name: str):
-  """``concat``: ``rocket.ctr.models`` builds its embeddings with :func:`make_concat_embeddings`."""
-  if name == "per_field":
-    yield
-    return
-  from rocket.ctr import models  # noqa: PLC0415
-
-  old, models.FieldEmbeddings = models.FieldEmbeddings, make_concat_embeddings()
-  try:
-    yield
-  finally:
-    models.FieldEmbeddings = old
 
 
 # --------------------------------------------------------------------------- PyTorch
@@ -419,8 +366,6 @@ def parse(argv):
   p.add_argument("--deepfm_hidden", default=None, help="400,400,400 (16 with --quick)")
   p.add_argument("--dcn_hidden", default=None, help="512,256,128, the CTR booster (16 with --quick)")
   p.add_argument("--cross_layers", type=int, default=2)
-  p.add_argument("--emb", default="per_field", choices=("per_field", "concat"),
-                 help="concat: one table for all fields (patched in; not rocket's code)")
   p.add_argument("--torch", default="auto", choices=("auto", "on", "off"),
                  help="time the PyTorch models too (auto: when torch is installed)")
   p.add_argument("--torch_adam", default="default", choices=("default", "fused", "both"),
