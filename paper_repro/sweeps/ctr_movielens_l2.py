@@ -4,7 +4,8 @@ the light net alone by ~0.009 AUC, so co-training has something to transfer. Lig
 alone, rocket at the paper's lambda 0.03 and at our earlier CTR default 0.1, rocket without sharing
 (hint only), KD from the finished booster, and the paper's Table 5 pairing: a DIN booster and a DIN
 light net over each user's 20 most recent earlier liked items; and the light net with BatchNorm,
-alone and in rocket; and rocket with the booster's own layers at 0.3x the learning rate::
+alone and in rocket; rocket with the booster's own layers at 0.3x the learning rate; and rocket
+with the booster detached from the shared embedding an epoch after its best validation AUC::
 
     python -m rocket.sweep --config=configs/ctr_movielens.py:tuned --config.progress_bar=False \
         --config.tensorboard=False --sweep=paper_repro/sweeps/ctr_movielens_l2.py --workdir=/tmp/ml_l2
@@ -35,5 +36,12 @@ def get_sweep():
       dict(name="rocket_bn_blr0.3", overrides={"method": "rocket", "hint.weight": 0.03,
                                                "light.batch_norm": True,
                                                "optim.booster_lr_scale": 0.3}),
+      # the booster stops moving the shared embedding once its validation AUC has not improved
+      # for an epoch (4 evaluations; select.detach_booster_after)
+      dict(name="rocket_detach", overrides={"method": "rocket", "hint.weight": 0.03,
+                                            "select.detach_booster_after": 4}),
+      dict(name="rocket_bn_detach", overrides={"method": "rocket", "hint.weight": 0.03,
+                                               "light.batch_norm": True,
+                                               "select.detach_booster_after": 4}),
   ]
   return dict(seeds=(0, 1, 2), runs=runs)
