@@ -38,10 +38,18 @@ def curve(workdir):
 
 
 def max_param_diff(a, b):
+  """Largest parameter difference; a table of ``b`` longer than ``a``'s (the zero rows that pad
+  a CTR shared table to a multiple of the mesh's model axis) must be zero there."""
   ra, rb = train.load_run(a), train.load_run(b)
-  diffs = jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))),
-                       ra.state.params, rb.state.params)
-  return max(jax.tree.leaves(diffs))
+
+  def diff(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape:
+      assert x.shape[1:] == y.shape[1:] and not y[x.shape[0]:].any(), (x.shape, y.shape)
+      y = y[:x.shape[0]]
+    return float(np.max(np.abs(x - y)))
+
+  return max(jax.tree.leaves(jax.tree.map(diff, ra.state.params, rb.state.params)))
 
 
 def test_one_device_and_eight_devices_train_the_same(tmp_path):
@@ -63,15 +71,27 @@ def test_one_device_and_eight_devices_train_the_same(tmp_path):
 
 
 def test_ctr_trains_with_row_sharded_tables(tmp_path):
-  # 201 + 289 + 9 + 4 rows of the fields + 10,001 of the cross: the shared table's 10,504 rows split 4 ways
-  cfg = [f"--config={ROOT / 'configs/ctr_frappe.py'}:tiny", "--config.features.cross_buckets=10001", *STEPS]
-  run_main(tmp_path / "d1", 1, *cfg)
-  run_main(tmp_path / "d8", 8, *cfg, "--config.mesh.data=2", "--config.mesh.model=4")
-  c1, c8 = curve(tmp_path / "d1"), curve(tmp_path / "d8")
-  for a, b in zip(c1, c8):
-    np.testing.assert_allclose(a["train/loss"], b["train/loss"], rtol=1e-4)
-    np.testing.assert_allclose(a["test/light_auc"], b["test/light_auc"], atol=1e-3)
-  assert max_param_diff(tmp_path / "d1", tmp_path / "d8") < 1e-4
+  # 201 + 289 + 9 + 4 rows of the fields + 10,001 of the cross = 10,504 rows, which split 4 ways;
+  # 10,000 buckets (10,503 rows) do not: with mesh.model=4 the table is padded to 10,504
+  for buckets, rows in ((10001, 10504), (10000, 10503)):
+    wd = tmp_path / str(buckets)
+    cfg = [f"--config={ROOT / 'configs/ctr_frappe.py'}:tiny", f"--config.features.cross_buckets={buckets}",
+           *STEPS]
+    run_main(wd / "d1", 1, *cfg)
+    run_main(wd / "d8", 8, *cfg, "--config.mesh.data=2", "--config.mesh.model=4")
+    shapes = [train.load_run(wd / d).state.params["shared"]["embedding"]["fields"]["embedding"].shape
+              for d in ("d1", "d8")]
+    assert [s[0] for s in shapes] == [rows, -(-rows // 4) * 4]
+    c1, c8 = curve(wd / "d1"), curve(wd / "d8")
+    for a, b in zip(c1, c8):
+      np.testing.assert_allclose(a["train/loss"], b["train/loss"], rtol=1e-4)
+      np.testing.assert_allclose(a["test/light_auc"], b["test/light_auc"], atol=1e-3)
+    assert max_param_diff(wd / "d1", wd / "d8") < 1e-4
+  # the padded table is another architecture: resuming the 1-device run under mesh.model=4 is refused
+  p = run_main(wd / "d1", 8, *cfg, "--config.mesh.data=2", "--config.mesh.model=4",
+               "--config.num_train_steps=8", wait=False)
+  _, err = p.communicate(timeout=400)
+  assert p.returncode != 0 and "row_multiple" in err.strip().splitlines()[-1], err[-2000:]
 
 
 def test_sharded_embedding_lookup_equals_unsharded():
@@ -163,6 +183,19 @@ def test_shared_and_per_field_tables_row_sharded_over_two_devices():
         for n in ("light", "booster"):
           np.testing.assert_allclose(np.asarray(sharded["logits"][n]), np.asarray(plain["logits"][n]),
                                      rtol=1e-6, atol=1e-6)
+      # 65 + 6 = 71 rows do not divide 2: row_multiple=2 (what build_ctr_model sets from
+      # mesh.model=2) ends the table in one zero row, and it splits
+      cfg = dict(default_embedding_config(), rows="qr", buckets=512, row_multiple=2)
+      odd = CTRRocketNet(light=NetSpec("mlp", (8,)), booster=None, base_vocab_sizes=(65, 1000, 6),
+                         emb_cfg=ml_collections.FrozenConfigDict(cfg))
+      state = train.init_state(odd, optax.adam(1e-3), (3,), 0, mesh, jnp.int32, rule)
+      table = state.params["light"]["embedding"]["fields"]["embedding"]
+      assert table.shape == (72, 16) and table.sharding.spec == P("model", None)
+      assert not np.asarray(table)[71:].any() and np.asarray(table)[:71].all()
+      sharded = jax.jit(lambda p, x: odd.apply({"params": p}, x))(state.params, ids)
+      plain = odd.apply({"params": jax.device_get(state.params)}, np.asarray(ids))
+      np.testing.assert_allclose(np.asarray(sharded["logits"]["light"]),
+                                 np.asarray(plain["logits"]["light"]), rtol=1e-6, atol=1e-6)
       print("ok")
   """)
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}

@@ -56,7 +56,10 @@ order (:meth:`FieldEmbeddings.offsets`), and its id (hashed first, for a
 scatter-add and one optimizer update serve them all.  Every other field (qr,
 a projected width, low rank) keeps its own submodule ``field_{f}`` (tables
 ``table``, or ``rem`` and ``quo``; ``proj``).  Int8 turns ``fields/embedding``
-into ``fields/q`` and ``fields/scale`` like any other table.
+into ``fields/q`` and ``fields/scale`` like any other table.  With
+``row_multiple`` > 1 the shared table ends in zero rows up to a multiple of it
+(at most ``row_multiple - 1``, never looked up), so that it splits evenly over a
+mesh's ``model`` axis; the other rows are drawn as without them.
 
 Ids out of range are not checked inside the module (a jitted gather clamps
 them); the host-side :func:`check_ids` raises on them and the model calls it
@@ -112,6 +115,7 @@ class TableSpec:
   width: int
   rank: int = 0
   init_mean: float = 0.0
+  pad: int = 0  # of the rows, the last `pad` are padding: zero, never looked up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,9 +249,11 @@ def check_ids(ids, vocab_sizes: Sequence[int], names: Sequence[str] | None = Non
                      f"(min {wrong.min()}, max {wrong.max()})")
 
 
-def _normal(mean: float, std: float):
+def _normal(mean: float, std: float, pad: int = 0):
+  """``mean + std * N(0, 1)``, and ``pad`` zero rows at the end (the draw does not depend on them)."""
   def init(key, shape, dtype):
-    return (mean + std * jax.random.normal(key, shape, jnp.float32)).astype(dtype)
+    x = mean + std * jax.random.normal(key, (shape[0] - pad, *shape[1:]), jnp.float32)
+    return jnp.pad(x, ((0, pad),) + ((0, 0),) * (len(shape) - 1)).astype(dtype)
   return init
 
 
@@ -277,7 +283,7 @@ class Table(nn.Module):
       scale = self.param("scale", nn.initializers.zeros_init(), (t.rows, 1), jnp.float32)
       x = dequantize_rows(q[idx], scale[idx])
     else:
-      table = self.param("embedding", _normal(mean_a, std_a), (t.rows, k), self.param_dtype)
+      table = self.param("embedding", _normal(mean_a, std_a, t.pad), (t.rows, k), self.param_dtype)
       x = table[idx].astype(jnp.float32)
       if self.qat:
         x = fake_quant_int8(x)
@@ -332,16 +338,19 @@ class FieldEmbeddings(nn.Module):
   qat: bool = False
   int8: bool = False
   init_std: float = 0.01
+  # The shared table's rows are padded with zero rows up to a multiple of this (the mesh's model
+  # axis, so that the table splits evenly over it; see rocket.ctr.task.row_multiple).
+  row_multiple: int = 1
 
   @classmethod
   def from_config(cls, cfg, vocab_sizes: Sequence[int], **kwargs) -> FieldEmbeddings:
     """From an ``embedding`` ConfigDict (or mapping); missing fields take their defaults.
 
-    ``kwargs`` go to the constructor (``name``, ``init_std``, or overrides).
+    ``kwargs`` go to the constructor (``name``, ``init_std``, ``row_multiple``, or overrides).
     """
     values = dict(cfg.to_dict() if isinstance(cfg, ml_collections.ConfigDict) else cfg)
     values.pop("l2", None)  # a training penalty (CTRRocketNet applies it), not the layout
-    unknown = sorted(set(values) - set(CONFIG_FIELDS))
+    unknown = sorted(set(values) - set(CONFIG_FIELDS) - {"row_multiple"})
     if unknown:
       raise ValueError(f"unknown embedding config fields {unknown}; known: {CONFIG_FIELDS}")
     values.update(kwargs)
@@ -385,7 +394,9 @@ class FieldEmbeddings(nn.Module):
     own = {f: FieldEmbedding(specs[f], self.dim, dtype, self.init_std, self.qat, self.int8, name=f"field_{f}")
            for f, off in enumerate(offsets) if off is None}
     if plain:
-      shared = Table(TableSpec(SHARED, sum(specs[f].rows for f in plain), self.dim), dtype, self.init_std,
+      rows = sum(specs[f].rows for f in plain)
+      pad = -rows % max(self.row_multiple, 1)
+      shared = Table(TableSpec(SHARED, rows + pad, self.dim, pad=pad), dtype, self.init_std,
                      self.qat, self.int8, name=SHARED)
 
     def shared_rows(fs, x):  # ids x [..., len(fs)] of plain fields fs (or [..., L] of one) -> rows

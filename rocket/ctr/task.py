@@ -97,7 +97,8 @@ class CTRTask(tasks.Task):
                if ds.sequences else {}),
             # regularisation (embedding.l2, <net>.dropout) changes no parameter: not part of it
             "embedding": {k: v for k, v in config.embedding.to_dict().items() if k != "l2"},
-            "embedding_layout": EMBEDDING_LAYOUT}
+            "embedding_layout": EMBEDDING_LAYOUT,
+            **({"row_multiple": row_multiple(config)} if row_multiple(config) > 1 else {})}
     for n in method.nets:  # (batch_norm listed when on: runs from before it existed still match)
       arch[n] = {k: v for k, v in config[n].to_dict().items()
                  if k != "dropout" and not (k == "batch_norm" and not v)}
@@ -239,6 +240,15 @@ def cross_report(config, ds) -> str:
   return "crosses (train rows): " + "; ".join(parts)
 
 
+def row_multiple(config) -> int:
+  """What the shared embedding table's rows are padded to a multiple of: ``config.mesh.model``
+  when it names a size > 1 (the table is row-sharded over that axis), else 1.  From the config
+  alone, so that an export or a resume on other devices builds the same parameters; with
+  ``mesh.model=-1`` the table is split only where its rows happen to divide."""
+  model = int(config.get("mesh", {}).get("model", 1))
+  return model if model > 1 else 1
+
+
 def build_ctr_model(config, ds):
   """The :class:`rocket.ctr.models.CTRRocketNet` a CTR config describes."""
   import ml_collections  # noqa: PLC0415
@@ -250,8 +260,11 @@ def build_ctr_model(config, ds):
   names = [f.name for f in ds.fields]
   sequences = tuple((names.index(s.field), s.length) for s in ds.sequences)
   spec = lambda n: NetSpec.from_config(config[n]) if n in method.nets else None  # noqa: E731
+  emb_cfg = config.embedding.to_dict()
+  if row_multiple(config) > 1:  # a layout field of FieldEmbeddings, not a config one
+    emb_cfg["row_multiple"] = row_multiple(config)
   return CTRRocketNet(light=spec("light"), booster=spec("booster"),
                       base_vocab_sizes=tuple(int(f.vocab_size) for f in ds.fields),
-                      emb_cfg=ml_collections.FrozenConfigDict(config.embedding), share=config.share,
+                      emb_cfg=ml_collections.FrozenConfigDict(emb_cfg), share=config.share,
                       crosses=crosses, cross_buckets=cross_buckets(config, ds), sequences=sequences)
 
