@@ -323,7 +323,8 @@ def write(path, num_rows: int, seed: int = 0, chunk_rows: int = 100_000, workers
     if workers > 1:
       import multiprocessing  # noqa: PLC0415
 
-      pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (seed, positive_rate))
+      # spawn: a fork of a process that runs JAX threads (a notebook, the tests) can deadlock
+      pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (seed, positive_rate))
       texts = pool.imap(_work, spans)  # in order
     else:
       texts = (gen.text(gen.rows(*s)) for s in spans)
