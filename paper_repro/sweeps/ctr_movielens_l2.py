@@ -4,8 +4,9 @@ the light net alone by ~0.009 AUC, so co-training has something to transfer. Lig
 alone, rocket at the paper's lambda 0.03 and at our earlier CTR default 0.1, rocket without sharing
 (hint only), KD from the finished booster, and the paper's Table 5 pairing: a DIN booster and a DIN
 light net over each user's 20 most recent earlier liked items; and the light net with BatchNorm,
-alone and in rocket; rocket with the booster's own layers at 0.3x the learning rate; and rocket
-with the booster detached from the shared embedding an epoch after its best validation AUC::
+alone and in rocket; rocket with the booster's own layers at 0.3x the learning rate; the DIN pair
+with Table 5's FC shapes scaled to our input width; and rocket with the booster detached from the
+shared embedding an epoch after its best validation AUC::
 
     python -m rocket.sweep --config=configs/ctr_movielens.py:tuned --config.progress_bar=False \
         --config.tensorboard=False --sweep=paper_repro/sweeps/ctr_movielens_l2.py --workdir=/tmp/ml_l2
@@ -15,6 +16,7 @@ with the booster detached from the shared embedding an epoch after its best vali
 def get_sweep():
   din = {"features.history": 20, "features.history_of": "liked", "light.kind": "din",
          "booster.kind": "din", "booster.cross_layers": 0}
+  t5 = {"light.hidden": "56,22", "booster.hidden": "200,100,67,50,25"}
   runs = [
       dict(name="light", overrides={"method": "light"}),
       dict(name="booster", overrides={"method": "booster"}),
@@ -36,6 +38,11 @@ def get_sweep():
       dict(name="rocket_bn_blr0.3", overrides={"method": "rocket", "hint.weight": 0.03,
                                                "light.batch_norm": True,
                                                "optim.booster_lr_scale": 0.3}),
+      # Table 5's FC shapes scaled to our input width (10 fields x 16 = 160 against its 576, x0.28):
+      # light 576x200x80 -> 56x22, booster 576x720x360x240x180x90 -> 200x100x67x50x25, DIN both
+      dict(name="din_t5_light", overrides={"method": "light", **din, **t5}),
+      dict(name="din_t5_booster", overrides={"method": "booster", **din, **t5}),
+      dict(name="din_t5_rocket", overrides={"method": "rocket", "hint.weight": 0.03, **din, **t5}),
       # the booster stops moving the shared embedding once its validation AUC has not improved
       # for an epoch (4 evaluations; select.detach_booster_after)
       dict(name="rocket_detach", overrides={"method": "rocket", "hint.weight": 0.03,
