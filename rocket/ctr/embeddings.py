@@ -82,6 +82,7 @@ import numpy as np
 ROW_MODES = ("full", "hash", "qr")
 STORAGE_DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 CONFIG_FIELDS = ("dim", "rows", "buckets", "dims", "rank", "dtype", "qat", "int8")
+BUILD_FIELDS = ("row_multiple",)  # layout that the model builder adds from other config (the mesh)
 AUTO_DIM_POWER = 0.25
 AUTO_MIN_DIM = 2
 INT8_MAX = 127
@@ -350,7 +351,7 @@ class FieldEmbeddings(nn.Module):
     """
     values = dict(cfg.to_dict() if isinstance(cfg, ml_collections.ConfigDict) else cfg)
     values.pop("l2", None)  # a training penalty (CTRRocketNet applies it), not the layout
-    unknown = sorted(set(values) - set(CONFIG_FIELDS) - {"row_multiple"})
+    unknown = sorted(set(values) - set(CONFIG_FIELDS) - set(BUILD_FIELDS))
     if unknown:
       raise ValueError(f"unknown embedding config fields {unknown}; known: {CONFIG_FIELDS}")
     values.update(kwargs)

@@ -261,7 +261,7 @@ def build_ctr_model(config, ds):
   sequences = tuple((names.index(s.field), s.length) for s in ds.sequences)
   spec = lambda n: NetSpec.from_config(config[n]) if n in method.nets else None  # noqa: E731
   emb_cfg = config.embedding.to_dict()
-  if row_multiple(config) > 1:  # a layout field of FieldEmbeddings, not a config one
+  if row_multiple(config) > 1:  # embeddings.BUILD_FIELDS: layout from the mesh, not config.embedding
     emb_cfg["row_multiple"] = row_multiple(config)
   return CTRRocketNet(light=spec("light"), booster=spec("booster"),
                       base_vocab_sizes=tuple(int(f.vocab_size) for f in ds.fields),
