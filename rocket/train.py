@@ -527,7 +527,7 @@ class Selection:
 
   def update(self, record: dict) -> bool:
     """Takes an evaluation; whether it is the best so far."""
-    for key in (self.key, self.booster_key or self.key):
+    for key in filter(None, (self.key, self.booster_key)):  # the booster's: with detach_after
       if key not in record:
         keys = sorted(k for k in record if "/" in k and not k.startswith("train/"))
         raise ConfigError(f"config.select.metric: {key!r} is not an evaluation of this run; "
